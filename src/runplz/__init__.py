@@ -1,0 +1,51 @@
+"""runplz: one Python file, one decoration, four backends.
+
+Names are imported lazily so `runplz --help` and the target-side runtime stay
+light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "BrevConfig",
+    "Function",
+    "Image",
+    "LocalConfig",
+    "ModalConfig",
+    "RemoteError",
+    "RunplzError",
+    "SshConfig",
+    "__version__",
+]
+
+_WHERE = {
+    "App": "runplz.app",
+    "Function": "runplz.app",
+    "Image": "runplz.domain.image",
+    "BrevConfig": "runplz.domain.config",
+    "LocalConfig": "runplz.domain.config",
+    "ModalConfig": "runplz.domain.config",
+    "SshConfig": "runplz.domain.config",
+    "RemoteError": "runplz.domain.errors",
+    "RunplzError": "runplz.domain.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runplz' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,137 @@
+"""`ContainerEngine` over the ``docker`` CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Callable, Mapping
+
+from ..domain.errors import (
+    BuildError,
+    CommandNotFound,
+    CommandTimeout,
+    ContainerError,
+    EngineUnavailable,
+    GpuUnavailable,
+)
+from ..ports.command_runner import CommandRunner
+from ..ports.container_engine import BuildRequest, ContainerRun
+from .build_context import DOCKERFILE_NAME, write_context
+
+_NVIDIA_TOOLS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
+
+
+def _last_lines(text: str, count: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-count:])
+
+
+def _mount(source: str, target: str, read_only: bool) -> str:
+    def field(key: str, value: str) -> str:
+        text = f"{key}={value}"
+        return '"' + text.replace('"', '""') + '"' if ("," in text or '"' in text) else text
+
+    spec = f"type=bind,{field('source', source)},{field('target', target)}"
+    return spec + (",readonly" if read_only else "")
+
+
+class DockerEngine:
+    def __init__(self, runner: CommandRunner, docker: str = "docker") -> None:
+        self._runner = runner
+        self._docker = docker
+        self._gpus: bool | None = None
+
+    def _run(self, *args: str, **kwargs):
+        try:
+            return self._runner.run([self._docker, *args], **kwargs)
+        except CommandNotFound:
+            raise EngineUnavailable(
+                f"{self._docker} is not installed; install Docker, or run natively with "
+                "`runplz local --native` / LocalConfig(use_docker=False)"
+            ) from None
+
+    def check(self) -> None:
+        result = self._run("version", "--format", "{{.Server.Version}}", timeout=60)
+        if result.exit_code != 0:
+            reason = _last_lines(result.stderr or result.stdout, 1) or "no answer"
+            raise EngineUnavailable(
+                f"the Docker engine is not answering ({reason}); start it, or run natively "
+                "with `runplz local --native`"
+            )
+
+    def has_image(self, tag: str) -> bool:
+        return self._run("image", "inspect", "--format", "{{.Id}}", tag, timeout=60).exit_code == 0
+
+    def build(self, request: BuildRequest, on_line: Callable[[str], None] | None = None) -> None:
+        argv = ["build", "-t", request.tag, "-f", DOCKERFILE_NAME]
+        for key, value in sorted(request.labels.items()):
+            argv += ["--label", f"{key}={value}"]
+        context = write_context(request.dockerfile, request.context)
+        try:
+            result = self._run(*argv, "-", input=context, on_line=on_line or (lambda line: None))
+        finally:
+            context.close()
+        if result.exit_code != 0:
+            raise BuildError(
+                f"docker build of {request.tag} failed (exit {result.exit_code}):\n"
+                + _last_lines(result.stdout)
+            )
+
+    def latest_image(self, labels: Mapping[str, str]) -> str | None:
+        argv = ["images", "--format", "{{.Repository}}:{{.Tag}}"]
+        for key, value in sorted(labels.items()):
+            argv += ["--filter", f"label={key}={value}"]
+        tags = [
+            line.strip() for line in self._run(*argv, timeout=60).stdout.splitlines()
+            if line.strip() and "<none>" not in line
+        ]
+        if len(tags) < 2:
+            return tags[0] if tags else None
+        # `docker images` orders by whole seconds; inspect has nanoseconds.
+        created = self._run("image", "inspect", "--format", "{{.Created}}", *tags, timeout=60)
+        stamps = created.stdout.split()
+        if created.exit_code != 0 or len(stamps) != len(tags):
+            return tags[0]
+        return max(zip(stamps, tags))[1]
+
+    def supports_gpus(self) -> bool:
+        if self._gpus is None:
+            result = self._run("info", "--format", "{{json .Runtimes}}", timeout=60)
+            runtimes = {}
+            if result.exit_code == 0:
+                try:
+                    runtimes = json.loads(result.stdout or "{}") or {}
+                except ValueError:
+                    runtimes = {}
+            self._gpus = any("nvidia" in name for name in runtimes) or any(
+                shutil.which(tool) for tool in _NVIDIA_TOOLS
+            )
+        return self._gpus
+
+    def run(self, run: ContainerRun) -> int:
+        if not self.has_image(run.image):
+            raise ContainerError(f"no such image {run.image}")
+        if run.gpus and not self.supports_gpus():
+            raise GpuUnavailable("this Docker engine has no NVIDIA runtime for --gpus")
+        argv = ["run", "--rm", "--name", run.name]
+        for key, value in sorted(run.labels.items()):
+            argv += ["--label", f"{key}={value}"]
+        for key in sorted(run.env):
+            argv += ["-e", key]  # the value travels in the client's environment, not argv
+        for mount in run.mounts:
+            argv += ["--mount", _mount(mount.source, mount.target, mount.read_only)]
+        if run.workdir:
+            argv += ["-w", run.workdir]
+        if run.user:
+            argv += ["-u", run.user]
+        if run.gpus:
+            argv += ["--gpus", run.gpus]
+        argv += [run.image, *run.argv]
+        try:
+            result = self._run(*argv, env=dict(run.env), timeout=run.timeout, inherit=True)
+        except (CommandTimeout, KeyboardInterrupt):
+            self.remove(run.name)
+            raise
+        return result.exit_code
+
+    def remove(self, name: str) -> None:
+        self._run("rm", "-f", name, timeout=120)

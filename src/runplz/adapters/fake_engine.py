@@ -1,0 +1,193 @@
+"""A `ContainerEngine` with no Docker.
+
+Images are kept in memory: ``FROM`` (a known base or an image built here),
+``COPY``, ``WORKDIR`` and ``ENV`` are applied to an in-memory file tree; ``RUN``
+steps are recorded, not executed. A container is a process on this machine
+(through the given `CommandRunner`): the image's files are laid out in a
+folder, and absolute paths in argv, env values and the working dir are mapped
+to that folder or to the bind mounts' sources. ``python``/``python3`` is this
+interpreter. Good enough to run a runplz function through the real protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import tempfile
+from typing import Callable, Iterable, Mapping
+
+import attrs
+
+from ..domain.errors import BuildError, CommandTimeout, ContainerError, EngineUnavailable, GpuUnavailable
+from ..ports.command_runner import CommandRunner
+from ..ports.container_engine import BuildRequest, ContainerRun, ContextBytes, ContextFile
+from .subprocess_runner import SubprocessRunner
+
+
+@attrs.define
+class FakeImage:
+    tag: str
+    dockerfile: str
+    files: dict[str, tuple[bytes, bool]]  # container path -> (content, executable)
+    workdir: str
+    env: dict[str, str]
+    labels: dict[str, str]
+    steps: list[str]
+    sequence: int
+
+
+def _words(rest: str) -> list[str]:
+    rest = rest.strip()
+    if rest.startswith("["):
+        return list(json.loads(rest))
+    return shlex.split(rest)
+
+
+def _content(item: ContextFile | ContextBytes) -> bytes:
+    if isinstance(item, ContextBytes):
+        return item.data
+    with open(item.source, "rb") as handle:
+        return handle.read()
+
+
+class FakeContainerEngine:
+    def __init__(
+        self,
+        runner: CommandRunner | None = None,
+        *,
+        base_images: Iterable[str] = ("python:3.11-slim",),
+        gpus: bool = False,
+        available: bool = True,
+    ) -> None:
+        self._runner = runner or SubprocessRunner()
+        self.base_images = set(base_images)
+        self.gpus = gpus
+        self.available = available
+        self.images: dict[str, FakeImage] = {}
+        self.builds: list[BuildRequest] = []
+        self.runs: list[ContainerRun] = []
+        self.removed: list[str] = []
+        self._roots: dict[str, str] = {}
+        self._sequence = 0
+
+    def check(self) -> None:
+        if not self.available:
+            raise EngineUnavailable("the fake Docker engine is switched off")
+
+    def has_image(self, tag: str) -> bool:
+        return tag in self.images
+
+    def _copy(self, words: list[str], context: dict[str, tuple[bytes, bool]], files: dict, workdir: str) -> None:
+        words = [w for w in words if not w.startswith("--")]
+        *sources, dest = words
+        if not dest.startswith("/"):
+            dest = workdir.rstrip("/") + "/" + dest
+        for source in sources:
+            prefix = source.strip("/")
+            matched = False
+            for arcname, value in context.items():
+                if prefix in ("", ".") or arcname.startswith(prefix + "/"):
+                    rest = arcname if prefix in ("", ".") else arcname[len(prefix) + 1 :]
+                    files[dest.rstrip("/") + "/" + rest] = value
+                    matched = True
+                elif arcname == prefix:
+                    target = dest + os.path.basename(arcname) if dest.endswith("/") else dest
+                    files[target] = value
+                    matched = True
+            if not matched:
+                raise BuildError(f"COPY failed: {source} is not in the build context")
+
+    def build(self, request: BuildRequest, on_line: Callable[[str], None] | None = None) -> None:
+        self.builds.append(request)
+        say = on_line or (lambda line: None)
+        context = {item.arcname: (_content(item), item.executable) for item in request.context}
+        files: dict[str, tuple[bytes, bool]] = {}
+        workdir, env, steps = "/", {}, []
+        for number, line in enumerate(l for l in request.dockerfile.splitlines() if l.strip() and not l.lstrip().startswith("#")):
+            keyword, _, rest = line.strip().partition(" ")
+            keyword = keyword.upper()
+            say(f"Step {number + 1} : {line.strip()}")
+            if keyword == "FROM":
+                ref = rest.split()[0]
+                if ref in self.images:
+                    parent = self.images[ref]
+                    files, workdir, env = dict(parent.files), parent.workdir, dict(parent.env)
+                elif ref not in self.base_images:
+                    raise BuildError(f"docker build of {request.tag} failed: pull access denied for {ref}")
+            elif keyword in ("COPY", "ADD"):
+                self._copy(_words(rest), context, files, workdir)
+            elif keyword == "WORKDIR":
+                workdir = rest.strip() if rest.strip().startswith("/") else workdir.rstrip("/") + "/" + rest.strip()
+            elif keyword == "ENV":
+                key, _, value = rest.strip().partition("=")
+                env[key.strip()] = value.strip()
+            else:
+                steps.append(line.strip())
+        self._sequence += 1
+        self.images[request.tag] = FakeImage(
+            request.tag, request.dockerfile, files, workdir, env, dict(request.labels), steps, self._sequence
+        )
+
+    def latest_image(self, labels: Mapping[str, str]) -> str | None:
+        matching = [
+            image for image in self.images.values()
+            if all(image.labels.get(k) == v for k, v in labels.items())
+        ]
+        return max(matching, key=lambda image: image.sequence).tag if matching else None
+
+    def supports_gpus(self) -> bool:
+        return self.gpus
+
+    def _root(self, image: FakeImage) -> str:
+        root = self._roots.get(image.tag)
+        if root is None:
+            root = tempfile.mkdtemp(prefix="runplz-fake-image-")
+            for path, (data, executable) in image.files.items():
+                target = root + path
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as handle:
+                    handle.write(data)
+                os.chmod(target, 0o755 if executable else 0o644)
+            os.makedirs(root + image.workdir, exist_ok=True)
+            self._roots[image.tag] = root
+        return root
+
+    def run(self, run: ContainerRun) -> int:
+        image = self.images.get(run.image)
+        if image is None:
+            raise ContainerError(f"no such image {run.image}")
+        if run.gpus and not self.gpus:
+            raise GpuUnavailable("the fake engine has no GPUs")
+        self.runs.append(run)
+        root = self._root(image)
+        mounts = sorted(run.mounts, key=lambda m: len(m.target), reverse=True)
+
+        def host(path: str) -> str:
+            if not path.startswith("/"):
+                return path
+            for mount in mounts:
+                if path == mount.target or path.startswith(mount.target.rstrip("/") + "/"):
+                    return mount.source + path[len(mount.target):]
+            if os.path.exists(root + path):
+                return root + path
+            return path
+
+        argv = [host(a) for a in run.argv]
+        if os.path.basename(argv[0]) in ("python", "python3"):
+            argv[0] = sys.executable
+        env = {k: host(v) for k, v in {**image.env, **run.env}.items()}
+        if run.gpus:
+            env["NVIDIA_VISIBLE_DEVICES"] = "all" if run.gpus == "all" else run.gpus.split("=", 1)[-1]
+        try:
+            result = self._runner.run(
+                argv, cwd=host(run.workdir or image.workdir), env=env, timeout=run.timeout, inherit=True
+            )
+        except (CommandTimeout, KeyboardInterrupt):
+            self.remove(run.name)
+            raise
+        return result.exit_code
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)

@@ -1,0 +1,150 @@
+"""`CommandRunner` over `subprocess`, in its own process group."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections import deque
+from typing import IO, Callable, Mapping, Sequence
+
+from ..domain.errors import CommandError, CommandNotFound, CommandTimeout
+from ..ports.command_runner import CommandResult, Input
+
+_TAIL = 1 << 20
+_GRACE = 5.0
+
+
+class _Tail:
+    """Keeps the last MiB of text."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[str] = deque()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def add(self, text: str) -> None:
+        with self._lock:
+            self._chunks.append(text)
+            self._size += len(text)
+            while self._size > _TAIL and len(self._chunks) > 1:
+                self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._chunks)[-_TAIL:]
+
+
+def _pump(stream: IO[bytes], tail: _Tail, on_line: Callable[[str], None] | None, lock: threading.Lock) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        tail.add(line)
+        if on_line is not None:
+            with lock:
+                try:
+                    on_line(line.rstrip("\r\n"))
+                except Exception:
+                    pass
+    stream.close()
+
+
+def _feed(stream: IO[bytes], data: Input) -> None:
+    try:
+        if isinstance(data, (bytes, bytearray)):
+            stream.write(data)
+        elif data is not None:
+            for chunk in iter(lambda: data.read(1 << 16), b""):
+                stream.write(chunk)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(proc: subprocess.Popen, first: int) -> None:
+    _signal_group(proc, first)
+    try:
+        proc.wait(timeout=_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class SubprocessRunner:
+    """Runs programs as children in a new session, so a timeout or an
+    interrupt can end the program and everything it started."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        input: Input = None,
+        timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
+        inherit: bool = False,
+    ) -> CommandResult:
+        args = tuple(str(a) for a in argv)
+        if not args:
+            raise CommandError("empty command", args)
+        full_env = None if env is None else {**os.environ, **env}
+        search = (full_env or os.environ).get("PATH")
+        if os.path.sep not in args[0] and shutil.which(args[0], path=search) is None:
+            raise CommandNotFound(f"{args[0]}: command not found", args)
+        if cwd is not None and not os.path.isdir(cwd):
+            raise CommandError(f"{args[0]}: working directory {cwd} does not exist", args)
+        pipe = None if inherit else subprocess.PIPE
+        try:
+            proc = subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=pipe,
+                stderr=None if inherit else (subprocess.STDOUT if on_line else subprocess.PIPE),
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise CommandNotFound(f"{args[0]}: command not found", args) from None
+        except PermissionError as exc:
+            raise CommandError(f"{args[0]}: {exc.strerror}", args) from None
+        out, err = _Tail(), _Tail()
+        lock = threading.Lock()
+        threads = []
+        if proc.stdout is not None:
+            threads.append(threading.Thread(target=_pump, args=(proc.stdout, out, on_line, lock), daemon=True))
+        if proc.stderr is not None:
+            threads.append(threading.Thread(target=_pump, args=(proc.stderr, err, on_line, lock), daemon=True))
+        if proc.stdin is not None:
+            threads.append(threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True))
+        for thread in threads:
+            thread.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(proc, signal.SIGTERM)
+            raise CommandTimeout(f"{args[0]}: still running after {timeout:g}s; stopped", args) from None
+        except KeyboardInterrupt:
+            _stop(proc, signal.SIGINT)
+            raise
+        for thread in threads:
+            thread.join(timeout=_GRACE)
+        return CommandResult(args, _exit_code(proc.returncode), out.text(), err.text())

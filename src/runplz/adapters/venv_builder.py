@@ -1,0 +1,75 @@
+"""`PythonEnvBuilder` making real virtual environments (uv when present, else venv + pip)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from typing import Callable
+
+from ..domain.errors import BuildError, CommandNotFound
+from ..ports.command_runner import CommandRunner
+from ..ports.python_env import EnvRequest, PipStep, PythonEnv
+
+_READY = ".runplz-ready"
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+class VenvBuilder:
+    def __init__(self, runner: CommandRunner, root: str, uv: str | None = None) -> None:
+        self._runner = runner
+        self._root = root
+        self._uv = uv
+
+    def _python(self, folder: str) -> str:
+        return os.path.join(folder, "bin", "python")
+
+    def _check(self, argv: list[str], on_line: Callable[[str], None], what: str) -> None:
+        try:
+            result = self._runner.run(argv, on_line=on_line, env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        except CommandNotFound as exc:
+            raise BuildError(f"{what}: {exc}") from None
+        if result.exit_code != 0:
+            tail = "\n".join(result.stdout.strip().splitlines()[-20:])
+            raise BuildError(f"{what} failed (exit {result.exit_code}):\n{tail}")
+
+    def _install(self, python: str, step: PipStep) -> list[str]:
+        if self._uv:
+            argv = [self._uv, "pip", "install", "--python", python]
+        else:
+            argv = [python, "-m", "pip", "install", "--no-input"]
+        if step.index_url:
+            argv += ["--index-url", step.index_url]
+        if step.editable:
+            return argv + [item for package in step.packages for item in ("-e", package)]
+        return argv + list(step.packages)
+
+    def _create(self, request: EnvRequest, folder: str, on_line: Callable[[str], None]) -> None:
+        if self._uv:
+            self._check([self._uv, "venv", "--quiet", "--python", request.python, folder], on_line, "uv venv")
+        else:
+            self._check([request.python, "-m", "venv", folder], on_line, "python -m venv")
+        python = self._python(folder)
+        for step in request.steps:
+            self._check(self._install(python, step), on_line, "installing " + " ".join(step.packages))
+
+    def ensure(self, request: EnvRequest, on_line: Callable[[str], None] | None = None) -> PythonEnv:
+        os.makedirs(self._root, exist_ok=True)
+        folder = os.path.join(self._root, request.key[:24])
+        with open(folder + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(os.path.join(folder, _READY)):
+                return PythonEnv(self._python(folder), False)
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                self._create(request, folder, on_line or _quiet)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            with open(os.path.join(folder, _READY), "w", encoding="utf-8") as handle:
+                json.dump({"key": request.key, "python": request.python}, handle)
+        return PythonEnv(self._python(folder), True)

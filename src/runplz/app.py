@@ -1,0 +1,206 @@
+"""The public API: `App` and the `Function` objects its decorator makes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from .domain.bind import BindRequest, bind_request
+from .domain.call import FunctionCall
+from .domain.config import BrevConfig, LocalConfig, ModalConfig, SshConfig
+from .domain.errors import ConfigError, UsageError
+from .domain.payload import check_call_args
+from .domain.spec import FunctionSpec, function_spec
+from .domain.validate import show
+
+# Set by the target-side runtime: there, `bind` is a no-op (the script is being
+# imported to find its function, not to dispatch again).
+in_runtime = False
+
+_APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class Function:
+    """A function marked with ``@app.function``. Call ``.remote()`` or ``.local()``."""
+
+    def __init__(self, app: "App", func: Callable[..., Any], spec: FunctionSpec) -> None:
+        self.app = app
+        self.spec = spec
+        self._func = func
+        functools.update_wrapper(self, func)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def local(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the body here, in this Python process."""
+        return self._func(*args, **kwargs)
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Run on the bound backend and return the function's (JSON) return value.
+
+        A remote exception raises `runplz.RemoteError` with the remote type,
+        message, traceback text and exit code.
+        """
+        return self.app._dispatch(self, args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{self.name} is a runplz Function: call {self.name}.remote(...) to run it on the "
+            f"bound backend, or {self.name}.local(...) to run it in this process"
+        )
+
+    def __repr__(self) -> str:
+        return f"<runplz.Function {self.name}>"
+
+
+def _check_config(name: str, value: Any, kind: type) -> Any:
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise ConfigError(f"App {name} must be a {kind.__name__}; got {show(value)}")
+    return value
+
+
+class App:
+    """A named group of functions and the backend they run on.
+
+    One App per script. Configs default to their classes' defaults.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        brev_config: BrevConfig | None = None,
+        modal_config: ModalConfig | None = None,
+        ssh_config: SshConfig | None = None,
+        local_config: LocalConfig | None = None,
+    ) -> None:
+        if name is not None and (not isinstance(name, str) or not _APP_NAME.match(name)):
+            raise ConfigError(
+                "App name must be letters, digits, '.', '_' or '-' (at most 63, starting with a "
+                f"letter or digit); got {show(name)}"
+            )
+        self.name = name or "app"
+        self.brev_config = _check_config("brev_config", brev_config, BrevConfig)
+        self.modal_config = _check_config("modal_config", modal_config, ModalConfig)
+        self.ssh_config = _check_config("ssh_config", ssh_config, SshConfig)
+        self.local_config = _check_config("local_config", local_config, LocalConfig)
+        caller = sys._getframe(1).f_globals.get("__file__")
+        self.script: str | None = os.path.abspath(caller) if caller else None
+        self._functions: dict[str, Function] = {}
+        self._entrypoint: Callable[..., Any] | None = None
+        self._backend: Any = None
+        self._binding: BindRequest | None = None
+
+    def __repr__(self) -> str:
+        return f"<runplz.App {self.name!r}>"
+
+    @property
+    def registered_functions(self) -> Mapping[str, Function]:
+        return MappingProxyType(self._functions)
+
+    @property
+    def entrypoint(self) -> Callable[..., Any] | None:
+        """The ``@app.local_entrypoint()`` function, if any."""
+        return self._entrypoint
+
+    def function(
+        self,
+        image: Any = None,
+        gpu: str | None = None,
+        num_gpus: int = 1,
+        min_cpu: float | None = None,
+        min_memory: float | None = None,
+        min_gpu_memory: float | None = None,
+        min_disk: float | None = None,
+        timeout: int = 3600,
+        env: Mapping[str, str] | None = None,
+    ) -> Callable[[Callable[..., Any]], Function]:
+        """Mark a function to run on the backend. Validated here, at decoration."""
+        if callable(image) and not hasattr(image, "base"):
+            raise ConfigError("use @app.function(image=...) with parentheses and an Image")
+
+        def decorate(func: Callable[..., Any]) -> Function:
+            name = getattr(func, "__name__", None)
+            if not callable(func) or not isinstance(name, str) or not name.isidentifier():
+                raise ConfigError(f"@app.function decorates a named def; got {show(func)}")
+            if name in self._functions:
+                raise ConfigError(f"App {self.name!r} already has a function named {name!r}")
+            spec = function_spec(
+                name,
+                image=image,
+                gpu=gpu,
+                num_gpus=num_gpus,
+                min_cpu=min_cpu,
+                min_memory=min_memory,
+                min_gpu_memory=min_gpu_memory,
+                min_disk=min_disk,
+                timeout=timeout,
+                env=env,
+            )
+            function = Function(self, func, spec)
+            self._functions[name] = function
+            return function
+
+        return decorate
+
+    def local_entrypoint(self) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Mark the driver that runs on your machine (at most one per App)."""
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            if not callable(func):
+                raise ConfigError(f"@app.local_entrypoint() decorates a function; got {show(func)}")
+            if self._entrypoint is not None:
+                raise ConfigError(
+                    f"App {self.name!r} already has a local entrypoint "
+                    f"({self._entrypoint.__name__}); there can be at most one"
+                )
+            self._entrypoint = func
+            return func
+
+        return decorate
+
+    def bind(
+        self,
+        backend: str,
+        instance: str | None = None,
+        host: str | None = None,
+        outputs_dir: str = "out",
+        build: bool = True,
+        *,
+        container: Any = None,
+    ) -> None:
+        """Choose where ``.remote()`` runs: "local", "ssh" (host=), "brev" (instance=) or "modal".
+
+        ``container`` lets an embedding tool pass its own `runplz.container.Container`.
+        """
+        self._attach(bind_request(backend, instance, host, outputs_dir, build), container)
+
+    def _attach(self, request: BindRequest, container: Any = None) -> None:
+        if in_runtime:
+            return
+        from .container import backend_for, default_container
+
+        self._backend = backend_for(container or default_container(), request, self)
+        self._binding = request
+
+    def _dispatch(self, function: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        check_call_args(function.name, args, kwargs)
+        if self._backend is None:
+            raise UsageError(
+                f"{function.name}.remote() has no backend: run the script with "
+                f"`runplz local {os.path.basename(self.script or 'job.py')}` or call "
+                "app.bind('local') first"
+            )
+        if not self.script:
+            raise UsageError(f"App {self.name!r} must be defined in a script file to run remotely")
+        return self._backend.call(
+            FunctionCall(self.name, function.spec, self.script, list(args), dict(kwargs))
+        )

@@ -1,0 +1,112 @@
+"""click commands: parse, make one call, render."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from . import render
+
+_SCRIPT_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]}
+_OUTPUTS = click.option(
+    "--outputs-dir",
+    default="out",
+    show_default=True,
+    metavar="PATH",
+    help="Where files the function writes to $RUNPLZ_OUT come back to.",
+)
+_SCRIPT = click.argument("script", metavar="SCRIPT", type=click.Path(dir_okay=False))
+_ARGS = click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ENTRYPOINT ARGS]...")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="runplz")
+def cli() -> None:
+    """Run one decorated Python function locally, over ssh, on Brev or on Modal.
+
+    runplz's own options come before SCRIPT; everything after SCRIPT goes to the
+    script's entrypoint (`runplz local job.py --help` lists its flags).
+    """
+
+
+def _go(ctx: click.Context, backend: str, script: str, args: tuple[str, ...], **bind: Any) -> None:
+    from ..domain.bind import bind_request
+    from ..invoke import invoke
+
+    request = bind_request(backend, **bind)
+    container = ctx.obj
+    if container is None:
+        from ..container import default_container
+
+        container = default_container()
+    outcome = invoke(script, args, request, container, f"runplz {backend} {script}")
+    if outcome.help_text is not None:
+        click.echo(outcome.help_text, nl=False)
+    elif outcome.show_value:
+        render.value(outcome.value)
+
+
+@cli.command(context_settings=_SCRIPT_CONTEXT)
+@_OUTPUTS
+@click.option("--no-build", is_flag=True, help="Reuse the last image built for the function.")
+@click.option("--native", is_flag=True, help="No Docker: run in a cached venv on this machine.")
+@_SCRIPT
+@_ARGS
+@click.pass_context
+def local(ctx: click.Context, outputs_dir: str, no_build: bool, native: bool, script: str, args: tuple[str, ...]) -> None:
+    """Run SCRIPT on this machine, in Docker (default) or natively."""
+    _go(ctx, "local", script, args, outputs_dir=outputs_dir, build=not no_build, native=True if native else None)
+
+
+@cli.command(context_settings=_SCRIPT_CONTEXT)
+@click.option("--host", required=True, metavar="[USER@]HOST[:PORT]", help="Any ssh target: host, user@host, alias.")
+@_OUTPUTS
+@_SCRIPT
+@_ARGS
+@click.pass_context
+def ssh(ctx: click.Context, host: str, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
+    """Run SCRIPT on a box you own, over ssh (not built yet)."""
+    _go(ctx, "ssh", script, args, host=host, outputs_dir=outputs_dir)
+
+
+@cli.command(context_settings=_SCRIPT_CONTEXT)
+@click.option("--instance", default=None, metavar="NAME", help="Attach to this Brev box (default: ephemeral).")
+@_OUTPUTS
+@_SCRIPT
+@_ARGS
+@click.pass_context
+def brev(ctx: click.Context, instance: str | None, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
+    """Run SCRIPT on a Brev GPU box (not built yet)."""
+    _go(ctx, "brev", script, args, instance=instance, outputs_dir=outputs_dir)
+
+
+@cli.command(context_settings=_SCRIPT_CONTEXT)
+@_OUTPUTS
+@_SCRIPT
+@_ARGS
+@click.pass_context
+def modal(ctx: click.Context, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
+    """Run SCRIPT on Modal (not built yet)."""
+    _go(ctx, "modal", script, args, outputs_dir=outputs_dir)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise render.Terminated()
+
+
+def run(argv: list[str] | None = None, obj: Any = None) -> None:
+    """The console entry point: every error becomes one line and an exit code."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(args=argv, prog_name="runplz", standalone_mode=False, obj=obj)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - rendering is the point
+        if isinstance(exc, SystemExit):
+            raise
+        code = render.error(exc)
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,59 @@
+"""Turn outcomes and errors into what the terminal shows, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from ..domain.errors import RemoteError, RunplzError, UsageError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like an interrupt (cleanup runs) but exiting 143."""
+
+
+def say(message: str) -> None:
+    click.echo(f"runplz: {message}", err=True)
+
+
+def value(result: Any) -> None:
+    if result is not None:
+        click.echo(json.dumps(result, ensure_ascii=False))
+
+
+def error(exc: BaseException) -> int:
+    """Report ``exc``; return the process exit code."""
+    if isinstance(exc, Terminated):
+        say("terminated")
+        return 143
+    if isinstance(exc, KeyboardInterrupt):
+        say("interrupted")
+        return 130
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.Abort):
+        say("aborted")
+        return 130
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return 2
+    if isinstance(exc, click.UsageError):
+        say(f"error: {exc.format_message()}")
+        return 2
+    if isinstance(exc, UsageError):
+        say(f"error: {exc}")
+        return 2
+    if isinstance(exc, RemoteError):
+        if exc.remote_traceback:
+            sys.stderr.write(exc.remote_traceback.rstrip("\n") + "\n")
+        say(f"error: the function failed with exit code {exc.exit_code}: {exc}")
+        return exc.exit_code if 0 < exc.exit_code < 256 else 1
+    if isinstance(exc, RunplzError):
+        say(f"error: {exc}")
+        return 1
+    traceback.print_exception(type(exc), exc, exc.__traceback__)
+    return 1

@@ -1,0 +1,137 @@
+"""The composition root: the one place that builds adapters and backends.
+
+Embedding tools override providers, e.g.::
+
+    from runplz.container import Container
+    from runplz.testing import FakeContainerEngine
+
+    container = Container()
+    container.container_engine.override(FakeContainerEngine())
+    app.bind("local", container=container)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from .adapters.docker_engine import DockerEngine
+from .adapters.stderr_console import StderrConsole
+from .adapters.subprocess_runner import SubprocessRunner
+from .adapters.system_clock import SystemClock
+from .adapters.venv_builder import VenvBuilder
+from .domain.bind import BindRequest
+from .domain.errors import NotBuiltError
+from .services.bundle import RuntimeBundle
+from .services.images import ImageBuilder
+from .services.local_docker import LocalDockerBackend
+from .services.local_native import LocalNativeBackend
+from .services.settings import LocalSettings
+from .services.tree import TreeScanner
+
+
+def default_cache_dir() -> str:
+    explicit = os.environ.get("RUNPLZ_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "runplz")
+
+
+def find_uv() -> str | None:
+    beside = os.path.join(os.path.dirname(sys.executable), "uv")
+    if os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("uv")
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration()
+
+    clock = providers.Singleton(SystemClock)
+    console = providers.Singleton(StderrConsole)
+    command_runner = providers.Singleton(SubprocessRunner)
+    container_engine = providers.Singleton(
+        DockerEngine, runner=command_runner, docker=config.docker.as_(str)
+    )
+    python_env_builder = providers.Singleton(
+        VenvBuilder,
+        runner=command_runner,
+        root=config.venv_dir.as_(str),
+        uv=providers.Callable(find_uv),
+    )
+    runtime_bundle = providers.Singleton(RuntimeBundle, cache_dir=config.cache_dir.as_(str))
+    tree_scanner = providers.Singleton(TreeScanner, cache_dir=config.cache_dir.as_(str))
+    image_builder = providers.Factory(
+        ImageBuilder,
+        engine=container_engine,
+        console=console,
+        bundle=runtime_bundle,
+        trees=tree_scanner,
+    )
+    local_docker = providers.Factory(
+        LocalDockerBackend,
+        engine=container_engine,
+        images=image_builder,
+        console=console,
+        clock=clock,
+    )
+    local_native = providers.Factory(
+        LocalNativeBackend,
+        envs=python_env_builder,
+        runner=command_runner,
+        bundle=runtime_bundle,
+        trees=tree_scanner,
+        console=console,
+        clock=clock,
+    )
+
+
+def make_container(cache_dir: str | None = None) -> Container:
+    """A Container with configuration read from this environment."""
+    container = Container()
+    root = cache_dir or default_cache_dir()
+    container.config.from_dict(
+        {
+            "cache_dir": root,
+            "venv_dir": os.path.join(root, "venvs"),
+            "docker": os.environ.get("RUNPLZ_DOCKER", "docker"),
+        }
+    )
+    return container
+
+
+_default: Container | None = None
+
+
+def default_container() -> Container:
+    global _default
+    if _default is None:
+        _default = make_container()
+    return _default
+
+
+def backend_for(container: Container, request: BindRequest, app: Any):
+    """The backend a bind asks for, built by the container."""
+    if request.backend != "local":
+        raise NotBuiltError(
+            f"the {request.backend} backend is not built yet in runplz; use `runplz local` for now"
+        )
+    config = app.local_config
+    native = (not config.use_docker) if request.native is None else request.native
+    settings = LocalSettings(
+        outputs_dir=os.path.abspath(request.outputs_dir),
+        build=request.build,
+        config=config,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        python=sys.executable,
+        python_version=sys.version,
+    )
+    if native:
+        return container.local_native(settings=settings)
+    return container.local_docker(settings=settings)

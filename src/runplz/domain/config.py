@@ -1,0 +1,98 @@
+"""Per-backend configs: frozen, validated at construction."""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from .errors import ConfigError
+from .validate import (
+    fail,
+    is_bool,
+    one_of,
+    optional_login,
+    optional_nonempty_str,
+    optional_port,
+    optional_positive_number,
+    positive_number,
+)
+
+_SSH_READY_WAIT_DEFAULT = 1800
+
+
+@attrs.frozen(kw_only=True)
+class BrevConfig:
+    """How the brev backend provisions and treats its box."""
+
+    auto_create_instances: bool = attrs.field(default=False, validator=is_bool)
+    instance_type: str | None = attrs.field(default=None, validator=optional_nonempty_str)
+    mode: str = attrs.field(default="container", validator=one_of("container", "vm"))
+    use_docker: bool = attrs.field(default=True, validator=is_bool)
+    on_finish: str = attrs.field(default="stop", validator=one_of("stop", "delete", "leave"))
+    max_runtime_seconds: float | None = attrs.field(
+        default=None, validator=optional_positive_number
+    )
+    ssh_ready_wait_seconds: float = attrs.field(
+        default=_SSH_READY_WAIT_DEFAULT, validator=positive_number
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.mode == "container" and not self.use_docker:
+            raise ConfigError(
+                "BrevConfig.use_docker=False contradicts mode='container' (the box is the "
+                "image); use mode='vm' for a native venv"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class SshConfig:
+    """How the ssh backend reaches and uses a box the user owns."""
+
+    user: str | None = attrs.field(default=None, validator=optional_login)
+    port: int | None = attrs.field(default=None, validator=optional_port)
+    use_docker: bool = attrs.field(default=True, validator=is_bool)
+    on_finish: str = attrs.field(default="leave")
+    max_runtime_seconds: float | None = attrs.field(
+        default=None, validator=optional_positive_number
+    )
+    ssh_ready_wait_seconds: float = attrs.field(
+        default=_SSH_READY_WAIT_DEFAULT, validator=positive_number
+    )
+
+    @on_finish.validator
+    def _leave_only(self, attribute: attrs.Attribute, value: object) -> None:
+        if value != "leave":
+            raise fail(
+                "SshConfig", "on_finish", "'leave' (runplz never stops or deletes a box you own)",
+                value,
+            )
+
+
+@attrs.frozen(kw_only=True)
+class ModalConfig:
+    """Modal takes its knobs from `@app.function`; this is a slot for future fields."""
+
+
+_DEVICE_LIST = re.compile(r"^\d+(,\d+)*$")
+
+
+def _gpus_choice(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, str) and (value in ("auto", "all", "none") or _DEVICE_LIST.match(value)):
+        return
+    raise fail(
+        "LocalConfig", "gpus", "'auto', 'all', 'none' or a device list like '0,1'", value
+    )
+
+
+@attrs.frozen(kw_only=True)
+class LocalConfig:
+    """The local backend: Docker on this machine, or a native venv.
+
+    gpus: 'auto' passes every GPU when the function asks for one and the engine
+    supports it (a warning when it does not); 'all' always passes them; 'none'
+    never does; '0,1' passes those devices.
+    """
+
+    use_docker: bool = attrs.field(default=True, validator=is_bool)
+    gpus: str = attrs.field(default="auto", validator=_gpus_choice)

@@ -1,0 +1,85 @@
+"""The one error tree of runplz.
+
+`UsageError` marks a user mistake: the CLI prints its message on one line and
+exits 2. `ConfigError` is also a `ValueError`, the type the public API promises
+for invalid configs and decorations.
+"""
+
+from __future__ import annotations
+
+
+class RunplzError(Exception):
+    """Base of every error runplz raises on purpose."""
+
+
+class UsageError(RunplzError):
+    """The user asked for something invalid (bad flag, bad value, bad script)."""
+
+
+class ConfigError(UsageError, ValueError):
+    """An invalid config, decoration or Image; raised eagerly, names the field."""
+
+
+class ScriptError(UsageError):
+    """The job script could not be loaded or holds no usable App."""
+
+
+class NotBuiltError(UsageError):
+    """A backend that exists in the CLI but is not implemented yet."""
+
+
+class CommandError(RunplzError):
+    """An external command could not be run as asked."""
+
+    def __init__(self, message: str, argv: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.argv = tuple(argv)
+
+
+class CommandNotFound(CommandError):
+    """The executable does not exist on this machine."""
+
+
+class CommandTimeout(CommandError):
+    """The command ran past its time limit and was killed."""
+
+
+class EngineUnavailable(RunplzError):
+    """The container engine (Docker) is not installed or not answering."""
+
+
+class ContainerError(RunplzError):
+    """A container could not be started."""
+
+
+class GpuUnavailable(ContainerError):
+    """GPUs were asked of an engine that cannot provide them."""
+
+
+class BuildError(RunplzError):
+    """An image or environment could not be built."""
+
+
+class RunTimeout(RunplzError):
+    """The function ran past its timeout and was stopped."""
+
+
+class ProtocolError(RunplzError):
+    """A dispatch payload or result record could not be read."""
+
+
+class RemoteError(RunplzError):
+    """The function raised (or its process died) on the backend.
+
+    Carries the remote exception's type name, message and traceback text and
+    the process exit code, so the caller sees what happened over there.
+    """
+
+    def __init__(
+        self, remote_type: str, message: str, traceback: str, exit_code: int
+    ) -> None:
+        super().__init__(f"{remote_type}: {message}" if message else remote_type)
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.remote_traceback = traceback
+        self.exit_code = exit_code

@@ -1,0 +1,99 @@
+"""Port: a container engine (Docker) that builds images and runs containers."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol, Union, runtime_checkable
+
+import attrs
+
+
+@attrs.frozen
+class ContextFile:
+    """A file of the build context copied from disk."""
+
+    arcname: str
+    source: str
+    executable: bool = False
+
+
+@attrs.frozen
+class ContextBytes:
+    """A file of the build context given as bytes."""
+
+    arcname: str
+    data: bytes
+    executable: bool = False
+
+
+ContextItem = Union[ContextFile, ContextBytes]
+
+
+@attrs.frozen
+class BuildRequest:
+    tag: str
+    dockerfile: str
+    context: tuple[ContextItem, ...] = ()
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Mount:
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@attrs.frozen
+class ContainerRun:
+    image: str
+    argv: tuple[str, ...]
+    name: str
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    gpus: str | None = None  # None, "all" or "device=0,1"
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    timeout: float | None = None
+
+
+@runtime_checkable
+class ContainerEngine(Protocol):
+    """Builds tagged images and runs containers from them.
+
+    Contract:
+    - ``check()`` returns quietly when the engine answers, else raises
+      `EngineUnavailable` saying what to do.
+    - ``build`` makes ``tag`` from ``dockerfile`` and exactly the ``context``
+      files (arcnames are '/'-separated, relative); files keep their
+      executable bit, everything is readable by every user. ``labels`` are
+      set on the image. A failing step raises `BuildError` with the end of the
+      log. Build output lines go to ``on_line``.
+    - ``has_image(tag)`` is True once ``build`` succeeded for ``tag``.
+    - ``latest_image(labels)`` is the tag of the most recently built image
+      carrying all ``labels``, or None.
+    - ``run`` starts ``argv`` in a container of ``image`` named ``name``, with
+      exactly the given env added, bind mounts, working dir and user, waits,
+      and returns the exit code of ``argv``. The program's output goes to the
+      caller's stdout/stderr. The container is removed afterwards. A
+      container that cannot start (no such image, say) raises
+      `ContainerError`; ``gpus`` on an engine without GPU support raises its
+      subclass `GpuUnavailable`, before anything runs. Past ``timeout`` the container is
+      removed and `CommandTimeout` raised; an interrupt removes it too.
+    - ``supports_gpus()`` says whether ``gpus`` can be passed to ``run``.
+    - ``remove(name)`` removes a container by name; a missing one is no error.
+    """
+
+    def check(self) -> None: ...
+
+    def has_image(self, tag: str) -> bool: ...
+
+    def build(self, request: BuildRequest, on_line: Callable[[str], None] | None = None) -> None: ...
+
+    def latest_image(self, labels: Mapping[str, str]) -> str | None: ...
+
+    def run(self, run: ContainerRun) -> int: ...
+
+    def supports_gpus(self) -> bool: ...
+
+    def remove(self, name: str) -> None: ...

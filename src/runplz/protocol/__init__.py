@@ -1,0 +1,1 @@
+"""The wire format of the remote protocol (JSON via a private cattrs converter)."""

@@ -1,0 +1,84 @@
+"""The local backend, Docker mode: build (if needed) and run the function in a container."""
+
+from __future__ import annotations
+
+import os
+
+from ..domain.call import FunctionCall
+from ..domain.errors import CommandTimeout, RunTimeout
+from ..domain.layout import BOOT_SCRIPT, BUNDLE_DIR, OUT_DIR, PAYLOAD_FILE, REPO_DIR, RUN_DIR
+from ..domain.local_plan import choose_gpus
+from ..domain.naming import container_name
+from ..ports.clock import Clock
+from ..ports.console import Console
+from ..ports.container_engine import ContainerEngine, ContainerRun, Mount
+from .images import ImageBuilder
+from .repo import find_repo_root, inside, relative_posix
+from .runs import RunDir, dispatch_for, new_run_id
+from .settings import LocalSettings
+
+
+class LocalDockerBackend:
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        images: ImageBuilder,
+        console: Console,
+        clock: Clock,
+        settings: LocalSettings,
+    ) -> None:
+        self._engine = engine
+        self._images = images
+        self._console = console
+        self._clock = clock
+        self._settings = settings
+
+    def call(self, call: FunctionCall):
+        settings = self._settings
+        spec = call.spec
+        repo_root = find_repo_root(call.script)
+        outputs = settings.outputs_dir
+        anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
+        self._engine.check()
+        if settings.build:
+            tag = self._images.ensure(
+                call.app, spec.name, spec.image, repo_root, anchored, settings.uid, settings.gid
+            )
+        else:
+            tag = self._images.latest(call.app, spec.name)
+        gpus = choose_gpus(settings.config.gpus, spec.wants_gpu, self._engine.supports_gpus(), spec.name)
+        if gpus.warning:
+            self._console.warn(gpus.warning)
+        run = new_run_id(self._clock)
+        os.makedirs(outputs, exist_ok=True)
+        env = dict(spec.env)
+        env["RUNPLZ_OUT"] = OUT_DIR
+        if settings.uid:
+            env.setdefault("HOME", "/tmp")
+        with RunDir() as run_dir:
+            run_dir.write(dispatch_for(call, repo_root, run))
+            container = ContainerRun(
+                image=tag,
+                argv=("python3", f"{BUNDLE_DIR}/{BOOT_SCRIPT}", f"{RUN_DIR}/{PAYLOAD_FILE}"),
+                name=container_name(call.app, spec.name, run),
+                env=env,
+                mounts=(Mount(outputs, OUT_DIR), Mount(run_dir.path, RUN_DIR)),
+                workdir=REPO_DIR,
+                user=f"{settings.uid}:{settings.gid}",
+                gpus=gpus.flag,
+                labels={"runplz.app": call.app, "runplz.function": spec.name, "runplz.run": run},
+                timeout=spec.timeout,
+            )
+            self._console.info(f"running {spec.name} in {tag} (run {run})")
+            started = self._clock.monotonic()
+            try:
+                exit_code = self._engine.run(container)
+            except CommandTimeout:
+                raise RunTimeout(
+                    f"{spec.name} ran past its timeout of {spec.timeout}s and was stopped"
+                ) from None
+            self._console.info(
+                f"{spec.name} finished with exit code {exit_code} "
+                f"in {self._clock.monotonic() - started:.1f}s"
+            )
+            return run_dir.settle(exit_code, run)

@@ -1,0 +1,1 @@
+"""Test-only helpers: throwaway daemons and the real-parts policy. Not shipped."""
