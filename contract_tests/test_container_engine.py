@@ -21,10 +21,10 @@ class TestFakeContainerEngine(AbstractContainerEngineTests, ContainerEngineFixtu
 
     @pytest.fixture
     def engine(self):
-        return FakeContainerEngine(gpus=True)
+        return FakeContainerEngine(base_images={"python:3.11-slim"}, gpus=True)
 
 
 class TestFakeContainerEngineWithoutGpus(TestFakeContainerEngine):
     @pytest.fixture
     def engine(self):
-        return FakeContainerEngine(gpus=False)
+        return FakeContainerEngine(base_images={"python:3.11-slim"}, gpus=False)

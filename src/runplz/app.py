@@ -175,13 +175,15 @@ class App:
         outputs_dir: str = "out",
         build: bool = True,
         *,
+        native: bool | None = None,
         container: Any = None,
     ) -> None:
         """Choose where ``.remote()`` runs: "local", "ssh" (host=), "brev" (instance=) or "modal".
 
+        ``native=True`` runs the local backend without Docker (like ``--native``);
         ``container`` lets an embedding tool pass its own `runplz.container.Container`.
         """
-        self._attach(bind_request(backend, instance, host, outputs_dir, build), container)
+        self._attach(bind_request(backend, instance, host, outputs_dir, build, native), container)
 
     def _attach(self, request: BindRequest, container: Any = None) -> None:
         if in_runtime:

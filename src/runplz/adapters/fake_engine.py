@@ -1,6 +1,6 @@
 """A `ContainerEngine` with no Docker.
 
-Images are kept in memory: ``FROM`` (a known base or an image built here),
+Images are kept in memory: ``FROM`` (any registry image, or only ``base_images`` when given, or an image built here),
 ``COPY``, ``WORKDIR`` and ``ENV`` are applied to an in-memory file tree; ``RUN``
 steps are recorded, not executed. A container is a process on this machine
 (through the given `CommandRunner`): the image's files are laid out in a
@@ -57,12 +57,12 @@ class FakeContainerEngine:
         self,
         runner: CommandRunner | None = None,
         *,
-        base_images: Iterable[str] = ("python:3.11-slim",),
+        base_images: Iterable[str] | None = None,
         gpus: bool = False,
         available: bool = True,
     ) -> None:
         self._runner = runner or SubprocessRunner()
-        self.base_images = set(base_images)
+        self.base_images = None if base_images is None else set(base_images)
         self.gpus = gpus
         self.available = available
         self.images: dict[str, FakeImage] = {}
@@ -114,7 +114,7 @@ class FakeContainerEngine:
                 if ref in self.images:
                     parent = self.images[ref]
                     files, workdir, env = dict(parent.files), parent.workdir, dict(parent.env)
-                elif ref not in self.base_images:
+                elif self.base_images is not None and ref not in self.base_images:
                     raise BuildError(f"docker build of {request.tag} failed: pull access denied for {ref}")
             elif keyword in ("COPY", "ADD"):
                 self._copy(_words(rest), context, files, workdir)

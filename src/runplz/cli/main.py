@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -23,7 +24,29 @@ _SCRIPT = click.argument("script", metavar="SCRIPT", type=click.Path(dir_okay=Fa
 _ARGS = click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ENTRYPOINT ARGS]...")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _terminate(signum: int, frame: Any) -> None:
+    raise render.Terminated()
+
+
+class RunplzGroup(click.Group):
+    """Every error becomes one readable line and an exit code (2 for user mistakes)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
+        try:
+            returned = super().main(args, prog_name or "runplz", complete_var, standalone_mode=False, **extra)
+            code = returned if isinstance(returned, int) else 0
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - rendering is the point
+            code = render.error(exc)
+        sys.stdout.flush()
+        sys.exit(code)
+
+
+@click.group(cls=RunplzGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="runplz")
 def cli() -> None:
     """Run one decorated Python function locally, over ssh, on Brev or on Modal.
@@ -94,19 +117,6 @@ def modal(ctx: click.Context, outputs_dir: str, script: str, args: tuple[str, ..
     _go(ctx, "modal", script, args, outputs_dir=outputs_dir)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise render.Terminated()
-
-
 def run(argv: list[str] | None = None, obj: Any = None) -> None:
-    """The console entry point: every error becomes one line and an exit code."""
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        cli.main(args=argv, prog_name="runplz", standalone_mode=False, obj=obj)
-        code = 0
-    except BaseException as exc:  # noqa: BLE001 - rendering is the point
-        if isinstance(exc, SystemExit):
-            raise
-        code = render.error(exc)
-    sys.stdout.flush()
-    sys.exit(code)
+    """The console entry point."""
+    cli.main(args=argv, obj=obj)

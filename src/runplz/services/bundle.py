@@ -5,8 +5,10 @@ Layout: ``runplz_boot.py``, ``lib/runplz/...``, ``deps/<attrs, cattrs, ...>``.
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import os
+import py_compile
 import shutil
 import tempfile
 
@@ -76,7 +78,11 @@ class RuntimeBundle:
         return self._digest
 
     def materialize(self) -> str:
-        """The bundle as a folder (made once per content digest)."""
+        """The bundle as a folder (made once per content digest), bytecode included.
+
+        The bytecode is hash-based and unchecked: the folder never changes, and
+        targets that cannot write ``__pycache__`` still start fast.
+        """
         target = os.path.join(self._cache_dir, "bundles", self.digest()[:24])
         if os.path.isdir(target):
             return target
@@ -87,6 +93,9 @@ class RuntimeBundle:
                 dest = os.path.join(staging, *f.path.split("/"))
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 shutil.copyfile(f.source, dest)
+            compileall.compile_dir(
+                staging, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+            )
             os.chmod(staging, 0o755)
             os.replace(staging, target)
         except OSError:
@@ -94,3 +103,15 @@ class RuntimeBundle:
             if not os.path.isdir(target):
                 raise
         return target
+
+    def materialized_files(self) -> tuple[BundleFile, ...]:
+        """The materialised folder's files (sources and bytecode)."""
+        root = self.materialize()
+        found = []
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            rel = os.path.relpath(folder, root).replace(os.sep, "/")
+            for name in sorted(names):
+                path = name if rel == "." else f"{rel}/{name}"
+                found.append(BundleFile(path, os.path.join(folder, name)))
+        return tuple(found)

@@ -79,7 +79,7 @@ class ImageBuilder:
         repo = self._trees.scan(repo_root, anchored)
         base = self._base(app, image, repo_root, repo)
         self._ensure(base, "base")
-        bundle_files = self._bundle.files()
+        bundle_files = self._bundle.materialized_files()
         dockerfile = render_run_layer(base.tag, uid, gid)
         content = digest(
             function, base.tag, dockerfile, tree_digest(f.entry for f in repo), self._bundle.digest()

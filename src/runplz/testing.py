@@ -1,0 +1,61 @@
+"""Fakes for testing your own runplz scripts and tools offline.
+
+Each fake passes the same contract suite as the real adapter it stands in for.
+`fake_container()` wires them into a `Container`, so a job script runs through
+the real protocol with no Docker and no network::
+
+    from runplz.testing import fake_container
+    import jobs.train as job
+
+    def test_train(tmp_path):
+        container = fake_container()
+        job.app.bind("local", outputs_dir=str(tmp_path), container=container)
+        assert job.train.remote(steps=2) == {"steps": 2}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .adapters.fake_clock import FakeClock
+from .adapters.fake_console import RecordingConsole
+from .adapters.fake_engine import FakeContainerEngine, FakeImage
+from .adapters.fake_env import FakePythonEnvBuilder
+from .adapters.fake_runner import FakeCall, FakeCommandRunner, FakeInvocation, respond
+
+__all__ = [
+    "FakeCall",
+    "FakeClock",
+    "FakeCommandRunner",
+    "FakeContainerEngine",
+    "FakeImage",
+    "FakeInvocation",
+    "FakePythonEnvBuilder",
+    "RecordingConsole",
+    "fake_container",
+    "respond",
+]
+
+
+def fake_container(cache_dir: str | None = None, **overrides: Any):
+    """A `runplz.container.Container` whose engine, env builder, console and clock are fakes.
+
+    Pass ``container_engine=...``, ``python_env_builder=...``, ``console=...``,
+    ``clock=...`` or ``command_runner=...`` to supply your own instances; the
+    chosen ones are reachable as ``container.<name>()``.
+    """
+    import tempfile
+
+    from .container import make_container
+
+    container = make_container(cache_dir or tempfile.mkdtemp(prefix="runplz-fake-cache-"))
+    fakes = {
+        "container_engine": FakeContainerEngine(),
+        "python_env_builder": FakePythonEnvBuilder(pretend_index=True),
+        "console": RecordingConsole(),
+        "clock": FakeClock(),
+    }
+    fakes.update(overrides)
+    for name, fake in fakes.items():
+        getattr(container, name).override(fake)
+    return container

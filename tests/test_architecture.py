@@ -1,0 +1,106 @@
+"""The hexagon's walls, the public surface, and what stays off the hot paths."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import runplz
+import runplz.ports
+
+SRC = Path(runplz.__file__).parent
+FORBIDDEN = {"subprocess", "time", "modal", "click", "cattrs", "dependency_injector", "socket", "shutil"}
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ("." * node.level) + (node.module or "")
+            names.append(base)
+    return names
+
+
+def test_domain_and_ports_do_no_io_and_import_no_framework():
+    for package in ("domain", "ports"):
+        for path in (SRC / package).glob("*.py"):
+            text = path.read_text()
+            assert "os.environ" not in text and "getenv" not in text, path
+            for name in _imports(path):
+                top = name.lstrip(".").split(".")[0]
+                assert top not in FORBIDDEN, f"{path.name} imports {name}"
+                assert not name.startswith(("..adapters", "..services", "..cli", "..container")), f"{path.name}: {name}"
+                assert not name.startswith("runplz.") or name.startswith(("runplz.domain", "runplz.ports")), name
+
+
+def test_services_reach_adapters_only_through_ports():
+    for path in (SRC / "services").glob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(("..adapters", "runplz.adapters", "..container", "..cli")), f"{path.name}: {name}"
+
+
+def test_ports_are_runtime_checkable_protocols_with_a_contract():
+    found = []
+    for info in pkgutil.iter_modules(runplz.ports.__path__):
+        module = __import__(f"runplz.ports.{info.name}", fromlist=["x"])
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and Protocol in cls.__mro__ and cls is not Protocol:
+                assert getattr(cls, "_is_runtime_protocol", False), cls
+                assert "Contract" in (cls.__doc__ or ""), cls
+                found.append(cls.__name__)
+    assert {"CommandRunner", "Clock", "Console", "ContainerEngine", "PythonEnvBuilder", "Backend"} <= set(found)
+
+
+def test_public_api_is_pinned():
+    assert runplz.__all__ == [
+        "App", "BrevConfig", "Function", "Image", "LocalConfig", "ModalConfig",
+        "RemoteError", "RunplzError", "SshConfig", "__version__",
+    ]
+    for name in runplz.__all__:
+        assert getattr(runplz, name) is not None
+
+
+def test_testing_module_ships_the_fakes():
+    import runplz.testing as testing
+
+    for name in testing.__all__:
+        assert getattr(testing, name)
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return {name.split(".")[0] for name in json.loads(out.strip().splitlines()[-1])}
+
+
+def test_help_path_imports_neither_modal_nor_the_heavy_machinery():
+    loaded = _modules_after(
+        "import sys\nsys.argv=['runplz','--help']\nfrom runplz.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    assert "click" in loaded
+    assert not loaded & {"modal", "dependency_injector", "cattrs", "attrs", "attr"}
+
+
+def test_target_side_needs_neither_click_nor_dependency_injector():
+    loaded = _modules_after(
+        "import runplz.runtime.entry, runplz.protocol.wire, runplz.loader, runplz.app\n"
+        "from runplz import App, Image, BrevConfig"
+    )
+    assert not loaded & {"click", "dependency_injector", "modal"}
+
+
+def test_no_module_is_past_400_lines():
+    for path in SRC.rglob("*.py"):
+        assert len(path.read_text().splitlines()) <= 400, path
