@@ -1,6 +1,5 @@
 """PythonEnvBuilder contract: real venvs (uv, and venv + pip) and the fake."""
 
-import shutil
 
 import pytest
 

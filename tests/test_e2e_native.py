@@ -7,7 +7,6 @@ import pytest
 from runplz import RemoteError
 from runplz.adapters.fake_console import RecordingConsole
 from runplz.container import make_container
-from runplz.domain.bind import bind_request
 from runplz.loader import load_app
 
 from .jobs import make_repo

@@ -21,7 +21,7 @@ from .domain.validate import show
 # imported to find its function, not to dispatch again).
 in_runtime = False
 
-_APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 class Function:
@@ -82,7 +82,7 @@ class App:
         ssh_config: SshConfig | None = None,
         local_config: LocalConfig | None = None,
     ) -> None:
-        if name is not None and (not isinstance(name, str) or not _APP_NAME.match(name)):
+        if name is not None and (not isinstance(name, str) or not _APP_NAME.fullmatch(name)):
             raise ConfigError(
                 "App name must be letters, digits, '.', '_' or '-' (at most 63, starting with a "
                 f"letter or digit); got {show(name)}"

@@ -11,7 +11,7 @@ from .errors import ConfigError
 from .validate import show
 
 BACKENDS = ("local", "ssh", "brev", "modal")
-_INSTANCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$")
+_INSTANCE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}")
 
 
 @attrs.frozen
@@ -38,7 +38,7 @@ def bind_request(
     if instance is not None:
         if backend != "brev":
             raise ConfigError("instance= (--instance) is only for the brev backend")
-        if not isinstance(instance, str) or not _INSTANCE.match(instance):
+        if not isinstance(instance, str) or not _INSTANCE.fullmatch(instance):
             raise ConfigError(
                 "instance must be a Brev instance name (letters, digits, '.', '_', '-'; "
                 f"at most 63); got {show(instance)}"

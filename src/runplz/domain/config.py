@@ -74,11 +74,11 @@ class ModalConfig:
     """Modal takes its knobs from `@app.function`; this is a slot for future fields."""
 
 
-_DEVICE_LIST = re.compile(r"^\d+(,\d+)*$")
+_DEVICE_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 
 
 def _gpus_choice(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    if isinstance(value, str) and (value in ("auto", "all", "none") or _DEVICE_LIST.match(value)):
+    if isinstance(value, str) and (value in ("auto", "all", "none") or _DEVICE_LIST.fullmatch(value)):
         return
     raise fail(
         "LocalConfig", "gpus", "'auto', 'all', 'none' or a device list like '0,1'", value

@@ -54,7 +54,7 @@ def _classify(annotation: Any, default: Any) -> tuple[type | None, bool]:
     if annotation in _SUPPORTED:
         return annotation, False
     origin = typing.get_origin(annotation)
-    if origin is Union or (hasattr(types, "UnionType") and origin is getattr(types, "UnionType")):
+    if origin in (Union, types.UnionType):
         members = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(members) == 1 and members[0] in _SUPPORTED and len(typing.get_args(annotation)) == 2:
             return members[0], True
@@ -155,14 +155,19 @@ def parse(params: Sequence[Param], argv: Sequence[str], owner: str, usage: str =
 
 
 def render(params: Sequence[Param], values: dict[str, Any]) -> list[str]:
-    """The argv tail that `parse` turns back into ``values``."""
+    """The argv tail that `parse` turns back into ``values``.
+
+    Always ``--name=value`` (so no value is taken for a flag, and a parameter
+    called ``help`` or ``no_x`` stays itself); None is left out, which only
+    means None when that is the default.
+    """
     argv = []
     for param in params:
-        if param.name not in values:
+        value = values.get(param.name)
+        if value is None:
             continue
-        value = values[param.name]
         if param.kind is bool:
-            argv.append(param.flag if value else "--no-" + param.flag[2:])
+            argv.append(f"{param.flag}={'true' if value else 'false'}")
         else:
             argv.append(f"{param.flag}={value!r}" if param.kind is float else f"{param.flag}={value}")
     return argv

@@ -10,7 +10,7 @@ import attrs
 from .errors import ConfigError
 from .validate import show, strings
 
-_APT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.:=~_/-]*$")
+_APT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.:=~_/-]*")
 
 
 @attrs.frozen
@@ -101,7 +101,7 @@ class Image:
         """Install Debian/Ubuntu packages with apt-get."""
         names = strings("Image", "apt_install", packages)
         for name in names:
-            if not _APT_NAME.match(name):
+            if not _APT_NAME.fullmatch(name):
                 raise ConfigError(f"Image.apt_install: {name!r} is not an apt package name")
         return self._chain("apt_install", AptInstall(names))
 

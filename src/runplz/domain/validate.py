@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import ConfigError
 
 Validator = Callable[[Any, Any, Any], None]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def show(value: Any) -> str:
-    text = repr(value)
+    """A short repr for messages; never raises."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -75,7 +79,7 @@ def optional_port(instance: Any, attribute: Any, value: Any) -> None:
 def optional_login(instance: Any, attribute: Any, value: Any) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", value, re.ASCII):
         raise fail(_owner(instance), attribute.name, "a login name or None", value)
 
 
@@ -83,10 +87,10 @@ def env_mapping(owner: str, name: str, value: Any) -> dict[str, str]:
     """Check an env= mapping: valid variable names, string values."""
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise fail(owner, name, "a dict of str to str", value)
+    if not isinstance(value, Mapping):
+        raise fail(owner, name, "a mapping of str to str", value)
     for key, item in value.items():
-        if not isinstance(key, str) or not _ENV_NAME.match(key):
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
             raise ConfigError(
                 f"{owner}.{name} key {show(key)} is not a valid environment variable name"
             )

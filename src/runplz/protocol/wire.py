@@ -46,9 +46,13 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, allow_nan=False, ensure_ascii=False, sort_keys=True)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _loads(text: str | bytes, cls: type[T], what: str) -> T:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         raise ProtocolError(f"{what} is not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -58,6 +62,8 @@ def _loads(text: str | bytes, cls: type[T], what: str) -> T:
         raise ProtocolError(
             f"{what} speaks protocol {version!r}; this runplz speaks {PROTOCOL}"
         )
+    if cls is Result and not isinstance(data.get("outcome"), dict):
+        raise ProtocolError(f"{what} is malformed: outcome must be an object")
     try:
         return _converter.structure(data, cls)
     except Exception as exc:  # cattrs raises ClassValidationError / KeyError trees
