@@ -108,11 +108,9 @@ class DockerEngine:
         return self._gpus
 
     def run(self, run: ContainerRun) -> int:
-        if not self.has_image(run.image):
-            raise ContainerError(f"no such image {run.image}")
         if run.gpus and not self.supports_gpus():
             raise GpuUnavailable("this Docker engine has no NVIDIA runtime for --gpus")
-        argv = ["run", "--rm", "--name", run.name]
+        argv = ["run", "--rm", "--pull", "never", "--name", run.name]
         for key, value in sorted(run.labels.items()):
             argv += ["--label", f"{key}={value}"]
         for key in sorted(run.env):
@@ -131,6 +129,8 @@ class DockerEngine:
         except (CommandTimeout, KeyboardInterrupt):
             self.remove(run.name)
             raise
+        if result.exit_code == 125 and not self.has_image(run.image):
+            raise ContainerError(f"no such image {run.image}")
         return result.exit_code
 
     def remove(self, name: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 
 from .errors import GpuUnavailable, UsageError
@@ -14,21 +16,26 @@ class GpuChoice:
     warning: str | None = None
 
 
-def choose_gpus(setting: str, wants_gpu: bool, engine_has_gpus: bool, function: str) -> GpuChoice:
-    """Map LocalConfig.gpus and the function's request onto ``--gpus``."""
+def choose_gpus(
+    setting: str, wants_gpu: bool, engine_has_gpus: Callable[[], bool], function: str
+) -> GpuChoice:
+    """Map LocalConfig.gpus and the function's request onto ``--gpus``.
+
+    ``engine_has_gpus`` is asked only when the answer matters.
+    """
     if setting == "none":
         return GpuChoice(None)
     if setting == "auto":
         if not wants_gpu:
             return GpuChoice(None)
-        if engine_has_gpus:
+        if engine_has_gpus():
             return GpuChoice("all")
         return GpuChoice(
             None,
             f"{function} asks for a GPU but this Docker engine has no NVIDIA runtime; "
             "running without GPUs (install the NVIDIA Container Toolkit to use them)",
         )
-    if not engine_has_gpus:
+    if not engine_has_gpus():
         raise GpuUnavailable(
             f"LocalConfig(gpus={setting!r}) but this Docker engine has no NVIDIA runtime"
         )

@@ -40,6 +40,7 @@ class ImageBuilder:
     def _ensure(self, request: BuildRequest, what: str) -> None:
         if self._engine.has_image(request.tag):
             return
+        self._engine.check()
         self._console.info(f"building {what} image {request.tag}")
         self._engine.build(request, on_line=self._console.output)
 
@@ -78,7 +79,6 @@ class ImageBuilder:
         """Build what is missing; return the run image's tag."""
         repo = self._trees.scan(repo_root, anchored)
         base = self._base(app, image, repo_root, repo)
-        self._ensure(base, "base")
         bundle_files = self._bundle.materialized_files()
         dockerfile = render_run_layer(base.tag, uid, gid)
         content = digest(
@@ -89,7 +89,9 @@ class ImageBuilder:
         ) + tuple(ContextFile(f"{CONTEXT_BUNDLE}/{f.path}", f.source, f.executable) for f in bundle_files)
         labels = {"runplz.app": app, "runplz.function": function, "runplz.kind": "run"}
         request = BuildRequest(run_tag(app, content), dockerfile, context, labels)
-        self._ensure(request, "run")
+        if not self._engine.has_image(request.tag):
+            self._ensure(base, "base")
+            self._ensure(request, "run")
         return request.tag
 
     def latest(self, app: str, function: str) -> str:
@@ -97,6 +99,7 @@ class ImageBuilder:
             {"runplz.app": app, "runplz.function": function, "runplz.kind": "run"}
         )
         if tag is None:
+            self._engine.check()
             raise UsageError(
                 f"no image has been built for {function} yet; run once without --no-build"
             )

@@ -39,14 +39,13 @@ class LocalDockerBackend:
         repo_root = find_repo_root(call.script)
         outputs = settings.outputs_dir
         anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
-        self._engine.check()
         if settings.build:
             tag = self._images.ensure(
                 call.app, spec.name, spec.image, repo_root, anchored, settings.uid, settings.gid
             )
         else:
             tag = self._images.latest(call.app, spec.name)
-        gpus = choose_gpus(settings.config.gpus, spec.wants_gpu, self._engine.supports_gpus(), spec.name)
+        gpus = choose_gpus(settings.config.gpus, spec.wants_gpu, self._engine.supports_gpus, spec.name)
         if gpus.warning:
             self._console.warn(gpus.warning)
         run = new_run_id(self._clock)
