@@ -38,3 +38,40 @@ def docker_engine(_docker_engine_session):
     if engine is None:
         unavailable(reason)
     return engine
+
+
+@pytest.fixture(scope="session")
+def _ssh_boxes_session(_docker_engine_session):
+    from testsupport import sshd
+
+    engine, _ = _docker_engine_session
+    env = {}
+    if engine is not None:
+        env = {"DOCKER_HOST": engine.host, "PATH": f"{engine.hook_dir}:/usr/local/bin:/usr/bin:/bin"}
+    boxes, reason = sshd.start_boxes(env)
+    if boxes is None:
+        yield None, reason
+        return
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = boxes.wrapper_dir + os.pathsep + old_path
+    try:
+        yield boxes, ""
+    finally:
+        os.environ["PATH"] = old_path
+        boxes.stop()
+
+
+@pytest.fixture
+def ssh_boxes(_ssh_boxes_session):
+    """Throwaway sshd boxes (aliases runplz-near and runplz-far) reached through an ssh wrapper on PATH."""
+    boxes, reason = _ssh_boxes_session
+    if boxes is None:
+        unavailable(reason)
+    return boxes
+
+
+@pytest.fixture
+def far_box(ssh_boxes):
+    if ssh_boxes.far is None:
+        unavailable("could not make the network-namespace box (needs ip netns and veth)")
+    return ssh_boxes.far

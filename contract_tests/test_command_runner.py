@@ -9,7 +9,7 @@ from runplz.adapters.fake_runner import FakeCommandRunner
 from runplz.adapters.subprocess_runner import SubprocessRunner
 
 from .suites import helper_program
-from .suites.command_runner import AbstractCommandRunnerTests, CommandRunnerFixtures
+from .suites.command_runner import AbstractCommandRunnerTests, AbstractRawOutputTests, CommandRunnerFixtures
 
 HELPER = os.path.abspath(helper_program.__file__)
 
@@ -34,9 +34,51 @@ class FakeFixtures(CommandRunnerFixtures):
         return ["helper"]
 
 
-class TestSubprocessRunner(AbstractCommandRunnerTests, SubprocessFixtures):
+class TestSubprocessRunner(AbstractCommandRunnerTests, AbstractRawOutputTests, SubprocessFixtures):
     pass
 
 
-class TestFakeCommandRunner(AbstractCommandRunnerTests, FakeFixtures):
+class TestFakeCommandRunner(AbstractCommandRunnerTests, AbstractRawOutputTests, FakeFixtures):
+    pass
+
+
+class LocalTransportRunnerFixtures(CommandRunnerFixtures):
+    @pytest.fixture
+    def runner(self, tmp_path):
+        from runplz.adapters.local_transport import LocalTransport
+        from runplz.adapters.transport_runner import TransportCommandRunner
+
+        transport = LocalTransport(SubprocessRunner(), str(tmp_path / "home"))
+        transport.connect()
+        return TransportCommandRunner(transport)
+
+    @pytest.fixture
+    def helper(self):
+        return [sys.executable, HELPER]
+
+
+class SshTransportRunnerFixtures(CommandRunnerFixtures):
+    @pytest.fixture
+    def runner(self, ssh_boxes):
+        from runplz.adapters.ssh_transport import SshTransport
+        from runplz.adapters.system_clock import SystemClock
+        from runplz.adapters.transport_runner import TransportCommandRunner
+        from runplz.domain.host import parse_target
+
+        transport = SshTransport(SubprocessRunner(), SystemClock(), parse_target("root@runplz-near"))
+        transport.connect(wait=30)
+        yield TransportCommandRunner(transport)
+        transport.close()
+
+    @pytest.fixture
+    def helper(self):
+        return [sys.executable, HELPER]
+
+
+class TestTransportRunnerOverLocal(AbstractCommandRunnerTests, AbstractRawOutputTests, LocalTransportRunnerFixtures):
+    pass
+
+
+@pytest.mark.real
+class TestTransportRunnerOverSsh(AbstractCommandRunnerTests, AbstractRawOutputTests, SshTransportRunnerFixtures):
     pass

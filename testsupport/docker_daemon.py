@@ -71,6 +71,7 @@ def _answers(host: str) -> bool:
 
 def _hook_dir() -> str:
     folder = tempfile.mkdtemp(prefix="runplz-nvidia-hook-")
+    os.chmod(folder, 0o755)
     hook = os.path.join(folder, "nvidia-container-runtime-hook")
     with open(hook, "w") as handle:
         handle.write("#!/bin/sh\n# no-op stand-in: lets `docker run --gpus all` start\nexit 0\n")
@@ -87,6 +88,8 @@ def start() -> tuple[Engine | None, str]:
             return Engine("unix:///var/run/docker.sock", _hook_dir()), ""
         return None, "no Docker engine: run as root with dockerd installed (scripts/test.sh does)"
     workdir = tempfile.mkdtemp(prefix="runplz-dockerd-")
+    os.chmod(workdir, 0o755)  # the ssh boxes' user reaches the socket through the docker group
+    subprocess.run(["groupadd", "-f", "docker"], capture_output=True)
     hook_dir = _hook_dir()
     host = f"unix://{workdir}/docker.sock"
     os.makedirs(DATA_ROOT, exist_ok=True)

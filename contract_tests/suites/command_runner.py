@@ -97,3 +97,21 @@ class AbstractCommandRunnerTests:
 
     def test_finishes_within_timeout(self, runner, helper):
         assert runner.run([*helper, "sleep", "0.01"], timeout=20).stdout == "woke\n"
+
+
+class AbstractRawOutputTests:
+    def test_on_output_gets_raw_stdout_and_stderr_is_captured(self, runner, helper):
+        chunks: list[bytes] = []
+        result = runner.run([*helper, "both"], on_output=chunks.append)
+        assert b"".join(chunks) == b"to-out\n"
+        assert (result.stdout, result.stderr) == ("", "to-err\n")
+
+    def test_on_output_passes_partial_lines(self, runner, helper):
+        chunks: list[bytes] = []
+        runner.run([*helper, "noeol"], on_output=chunks.append)
+        assert b"".join(chunks) == b"partial"
+
+    def test_on_output_keeps_bytes_exact(self, runner, helper):
+        chunks: list[bytes] = []
+        runner.run([*helper, "echo", "é\r中"], on_output=chunks.append)
+        assert b"".join(chunks) == "é\r中\n".encode()

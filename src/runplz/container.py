@@ -50,17 +50,23 @@ def _import_dependency_injector():
 containers, providers = _import_dependency_injector()
 
 from .adapters.docker_engine import DockerEngine
+from .adapters.job_output import StdoutJobOutput
+from .adapters.remote_venv import RemoteVenvBuilder
+from .adapters.ssh_transport import SshTransport
+from .adapters.transport_runner import TransportCommandRunner
 from .adapters.stderr_console import StderrConsole
 from .adapters.subprocess_runner import SubprocessRunner
 from .adapters.system_clock import SystemClock
 from .adapters.venv_builder import VenvBuilder
 from .domain.bind import BindRequest
 from .domain.errors import NotBuiltError
+from .domain.host import parse_target
 from .services.bundle import RuntimeBundle
 from .services.images import ImageBuilder
 from .services.local_docker import LocalDockerBackend
 from .services.local_native import LocalNativeBackend
 from .services.settings import LocalSettings
+from .services.ssh_backend import SshBackend, SshSettings
 from .services.tree import TreeScanner
 
 
@@ -110,6 +116,31 @@ class Container(containers.DeclarativeContainer):
         console=console,
         clock=clock,
     )
+    job_output = providers.Singleton(StdoutJobOutput)
+    ssh_transport = providers.Factory(SshTransport, runner=command_runner, clock=clock)
+    remote_engine = providers.Factory(
+        lambda transport: DockerEngine(TransportCommandRunner(transport))
+    )
+    remote_env_builder = providers.Factory(
+        lambda transport, boot: RemoteVenvBuilder(transport, boot)
+    )
+    remote_image_builder = providers.Factory(
+        lambda engine, console, bundle, trees: ImageBuilder(engine, console, bundle, trees),
+        console=console,
+        bundle=runtime_bundle,
+        trees=tree_scanner,
+    )
+    ssh_backend = providers.Factory(
+        SshBackend,
+        engine_for=remote_engine.provider,
+        envs_for=remote_env_builder.provider,
+        images_for=remote_image_builder.provider,
+        bundle=runtime_bundle,
+        trees=tree_scanner,
+        console=console,
+        clock=clock,
+        output=job_output,
+    )
     local_native = providers.Factory(
         LocalNativeBackend,
         envs=python_env_builder,
@@ -147,9 +178,14 @@ def default_container() -> Container:
 
 def backend_for(container: Container, request: BindRequest, app: Any):
     """The backend a bind asks for, built by the container."""
+    if request.backend == "ssh":
+        target = parse_target(request.host, app.ssh_config)
+        settings = SshSettings(os.path.abspath(request.outputs_dir), app.ssh_config, target)
+        return container.ssh_backend(transport=container.ssh_transport(target=target), settings=settings)
     if request.backend != "local":
         raise NotBuiltError(
-            f"the {request.backend} backend is not built yet in runplz; use `runplz local` for now"
+            f"the {request.backend} backend is not built yet in runplz; use `runplz local` or "
+            "`runplz ssh` for now"
         )
     config = app.local_config
     native = (not config.use_docker) if request.native is None else request.native

@@ -15,7 +15,8 @@ from ..domain.errors import (
     GpuUnavailable,
 )
 from ..ports.command_runner import CommandRunner
-from ..ports.container_engine import BuildRequest, ContainerRun
+from ..domain.container_run import ContainerRun, docker_run_argv
+from ..ports.container_engine import BuildRequest
 from .build_context import DOCKERFILE_NAME, write_context
 
 _NVIDIA_TOOLS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
@@ -23,15 +24,6 @@ _NVIDIA_TOOLS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
 
 def _last_lines(text: str, count: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-count:])
-
-
-def _mount(source: str, target: str, read_only: bool) -> str:
-    def field(key: str, value: str) -> str:
-        text = f"{key}={value}"
-        return '"' + text.replace('"', '""') + '"' if ("," in text or '"' in text) else text
-
-    spec = f"type=bind,{field('source', source)},{field('target', target)}"
-    return spec + (",readonly" if read_only else "")
 
 
 class DockerEngine:
@@ -110,20 +102,7 @@ class DockerEngine:
     def run(self, run: ContainerRun) -> int:
         if run.gpus and not self.supports_gpus():
             raise GpuUnavailable("this Docker engine has no NVIDIA runtime for --gpus")
-        argv = ["run", "--rm", "--pull", "never", "--name", run.name]
-        for key, value in sorted(run.labels.items()):
-            argv += ["--label", f"{key}={value}"]
-        for key in sorted(run.env):
-            argv += ["-e", key]  # the value travels in the client's environment, not argv
-        for mount in run.mounts:
-            argv += ["--mount", _mount(mount.source, mount.target, mount.read_only)]
-        if run.workdir:
-            argv += ["-w", run.workdir]
-        if run.user:
-            argv += ["-u", run.user]
-        if run.gpus:
-            argv += ["--gpus", run.gpus]
-        argv += [run.image, *run.argv]
+        argv = docker_run_argv(run, self._docker)[1:]
         try:
             result = self._run(*argv, env=dict(run.env), timeout=run.timeout, inherit=True)
         except (CommandTimeout, KeyboardInterrupt):

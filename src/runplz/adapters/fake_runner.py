@@ -29,13 +29,20 @@ class _Deadline(Exception):
 
 
 class _Stream:
-    def __init__(self, sink: list[str], on_line: Callable[[str], None] | None, echo) -> None:
+    def __init__(self, sink: list[str], on_line: Callable[[str], None] | None, echo, raw=None) -> None:
         self._sink = sink
         self._on_line = on_line
         self._echo = echo
+        self._raw = raw
         self._partial = ""
 
     def write(self, text: str) -> None:
+        if self._raw is not None:
+            try:
+                self._raw(text.encode())
+            except Exception:
+                pass
+            return
         if self._echo is not None:
             self._echo.write(text)
             self._echo.flush()
@@ -137,6 +144,7 @@ class FakeCommandRunner:
         timeout: float | None = None,
         on_line: Callable[[str], None] | None = None,
         inherit: bool = False,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> CommandResult:
         args = tuple(str(a) for a in argv)
         if not args:
@@ -149,9 +157,10 @@ class FakeCommandRunner:
             raise CommandError(f"{args[0]}: working directory {cwd} does not exist", args)
         data = input if isinstance(input, (bytes, bytearray)) else (input.read() if input is not None else b"")
         out: list[str] = []
-        err: list[str] = out if on_line else []
-        stdout = _Stream(out, on_line, sys.stdout if inherit else None)
-        stderr = _Stream(err, on_line, sys.stderr if inherit else None)
+        merged = on_line is not None and on_output is None
+        err: list[str] = out if merged else []
+        stdout = _Stream(out, on_line, sys.stdout if inherit else None, on_output)
+        stderr = _Stream(err, on_line if merged else None, sys.stderr if inherit else None)
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         inv = FakeInvocation(args, cwd, {**self.environ, **(env or {})}, bytes(data), self.clock, stdout, stderr, deadline)
         try:
@@ -164,4 +173,4 @@ class FakeCommandRunner:
             stderr.close()
         code = int(code or 0) & 0xFF
         self.calls.append(FakeCall(args, cwd, dict(env or {}), bytes(data), timeout, inherit, code))
-        return CommandResult(args, code, "".join(out)[-_TAIL:], "" if on_line else "".join(err)[-_TAIL:])
+        return CommandResult(args, code, "".join(out)[-_TAIL:], "" if merged else "".join(err)[-_TAIL:])

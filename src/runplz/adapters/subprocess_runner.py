@@ -50,6 +50,22 @@ def _pump(stream: IO[bytes], tail: _Tail, on_line: Callable[[str], None] | None,
     stream.close()
 
 
+def _relay(stream: IO[bytes], on_output: Callable[[bytes], None]) -> None:
+    fd = stream.fileno()
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            break
+        if not chunk:
+            break
+        try:
+            on_output(chunk)
+        except Exception:
+            pass
+    stream.close()
+
+
 def _feed(stream: IO[bytes], data: Input) -> None:
     try:
         if isinstance(data, (bytes, bytearray)):
@@ -101,6 +117,7 @@ class SubprocessRunner:
         timeout: float | None = None,
         on_line: Callable[[str], None] | None = None,
         inherit: bool = False,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> CommandResult:
         args = tuple(str(a) for a in argv)
         if not args:
@@ -119,7 +136,7 @@ class SubprocessRunner:
                 env=full_env,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=pipe,
-                stderr=None if inherit else (subprocess.STDOUT if on_line else subprocess.PIPE),
+                stderr=None if inherit else (subprocess.STDOUT if on_line and not on_output else subprocess.PIPE),
                 start_new_session=True,
             )
         except FileNotFoundError:
@@ -129,10 +146,14 @@ class SubprocessRunner:
         out, err = _Tail(), _Tail()
         lock = threading.Lock()
         threads = []
-        if proc.stdout is not None:
+        if proc.stdout is not None and on_output is not None:
+            threads.append(threading.Thread(target=_relay, args=(proc.stdout, on_output), daemon=True))
+        elif proc.stdout is not None:
             threads.append(threading.Thread(target=_pump, args=(proc.stdout, out, on_line, lock), daemon=True))
         if proc.stderr is not None:
-            threads.append(threading.Thread(target=_pump, args=(proc.stderr, err, on_line, lock), daemon=True))
+            threads.append(threading.Thread(
+                target=_pump, args=(proc.stderr, err, None if on_output else on_line, lock), daemon=True
+            ))
         if proc.stdin is not None:
             threads.append(threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True))
         for thread in threads:

@@ -86,13 +86,16 @@ def local(ctx: click.Context, outputs_dir: str, no_build: bool, native: bool, sc
 
 
 @cli.command(context_settings=_SCRIPT_CONTEXT)
-@click.option("--host", required=True, metavar="[USER@]HOST[:PORT]", help="Any ssh target: host, user@host, alias.")
+@click.option(
+    "--host", required=True, metavar="[USER@]HOST[:PORT]",
+    help="Any ssh target: host, user@host:port, or a ~/.ssh/config alias.",
+)
 @_OUTPUTS
 @_SCRIPT
 @_ARGS
 @click.pass_context
 def ssh(ctx: click.Context, host: str, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
-    """Run SCRIPT on a box you own, over ssh (not built yet)."""
+    """Run SCRIPT on a box you own, over ssh (Docker or a venv there)."""
     _go(ctx, "ssh", script, args, host=host, outputs_dir=outputs_dir)
 
 

@@ -44,6 +44,18 @@ class CommandTimeout(CommandError):
     """The command ran past its time limit and was killed."""
 
 
+class TransportError(RunplzError):
+    """Talking to a remote machine failed; the message names the machine."""
+
+
+class Unreachable(TransportError):
+    """The machine did not answer within the wait allowed."""
+
+
+class ConnectionLost(TransportError):
+    """The connection broke while a command ran."""
+
+
 class EngineUnavailable(RunplzError):
     """The container engine (Docker) is not installed or not answering."""
 

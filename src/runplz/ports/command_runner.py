@@ -33,7 +33,9 @@ class CommandRunner(Protocol):
     - Output is decoded as UTF-8 (invalid bytes replaced). With ``on_line``
       every line of stdout and stderr, merged in arrival order and without its
       newline, goes to ``on_line`` as it arrives and the merged text is returned
-      as ``stdout`` (``stderr`` is ""). With ``inherit=True`` the program writes
+      as ``stdout`` (``stderr`` is ""). With ``on_output`` the raw stdout bytes
+      go to ``on_output`` as they arrive, partial lines included, and are not
+      returned (``stdout`` is ""); stderr is captured. With ``inherit=True`` the program writes
       straight to the caller's stdout/stderr and both come back "". Otherwise
       both are captured separately. Returned text keeps at most the last MiB.
     - ``timeout`` (seconds): past it the program and everything it started are
@@ -52,4 +54,5 @@ class CommandRunner(Protocol):
         timeout: float | None = None,
         on_line: Callable[[str], None] | None = None,
         inherit: bool = False,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> CommandResult: ...

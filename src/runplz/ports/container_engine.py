@@ -6,6 +6,10 @@ from typing import Callable, Mapping, Protocol, Union, runtime_checkable
 
 import attrs
 
+from ..domain.container_run import ContainerRun, Mount
+
+__all__ = ["BuildRequest", "ContainerEngine", "ContainerRun", "ContextBytes", "ContextFile", "ContextItem", "Mount"]
+
 
 @attrs.frozen
 class ContextFile:
@@ -34,27 +38,6 @@ class BuildRequest:
     dockerfile: str
     context: tuple[ContextItem, ...] = ()
     labels: Mapping[str, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class Mount:
-    source: str
-    target: str
-    read_only: bool = False
-
-
-@attrs.frozen
-class ContainerRun:
-    image: str
-    argv: tuple[str, ...]
-    name: str
-    env: Mapping[str, str] = attrs.field(factory=dict)
-    mounts: tuple[Mount, ...] = ()
-    workdir: str | None = None
-    user: str | None = None
-    gpus: str | None = None  # None, "all" or "device=0,1"
-    labels: Mapping[str, str] = attrs.field(factory=dict)
-    timeout: float | None = None
 
 
 @runtime_checkable

@@ -18,6 +18,11 @@ if sys.path and os.path.abspath(sys.path[0] or ".") == _here:
 sys.path.insert(0, os.path.join(_here, "lib"))
 sys.path.append(os.path.join(_here, "deps"))
 
+if sys.argv[1:2] == ["agent"]:
+    from runplz.runtime.agent import main  # noqa: E402
+
+    sys.exit(main(sys.argv[2:]))
+
 from runplz.runtime.entry import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))

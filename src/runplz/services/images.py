@@ -44,6 +44,14 @@ class ImageBuilder:
         self._console.info(f"building {what} image {request.tag}")
         self._engine.build(request, on_line=self._console.output)
 
+    def base_request(self, app: str, image: Image, repo_root: str) -> BuildRequest:
+        """What the base image is made of (and so its tag), without building it."""
+        return self._base(app, image, repo_root, self._trees.scan(repo_root))
+
+    def build(self, request: BuildRequest, what: str = "base") -> None:
+        """Build ``request`` unless the engine has it."""
+        self._ensure(request, what)
+
     def _base(self, app: str, image: Image, repo_root: str, repo: list[TreeFile]) -> BuildRequest:
         labels = {"runplz.app": app, "runplz.kind": "base"}
         if isinstance(image.base, DockerfileBase):

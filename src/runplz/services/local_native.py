@@ -5,21 +5,20 @@ from __future__ import annotations
 import os
 
 from ..domain.call import FunctionCall
-from ..domain.errors import CommandTimeout, RunTimeout, UsageError
-from ..domain.hashing import digest, tree_digest
+from ..domain.errors import CommandTimeout, RunTimeout
+from ..domain.hashing import digest
 from ..domain.layout import BOOT_SCRIPT
-from ..domain.local_plan import NativeStep, native_plan
+from ..domain.local_plan import native_plan
 from ..ports.clock import Clock
 from ..ports.command_runner import CommandRunner
 from ..ports.console import Console
-from ..ports.python_env import EnvRequest, PipStep, PythonEnvBuilder
+from ..ports.python_env import EnvRequest, PythonEnvBuilder
 from .bundle import RuntimeBundle
+from .native_steps import native_steps
 from .repo import find_repo_root
 from .runs import RunDir, dispatch_for, new_run_id
 from .settings import LocalSettings
 from .tree import TreeScanner
-
-_PACKAGING = ("pyproject.toml", "setup.py", "setup.cfg")
 
 
 class LocalNativeBackend:
@@ -41,31 +40,17 @@ class LocalNativeBackend:
         self._clock = clock
         self._settings = settings
 
-    def _step(self, step: NativeStep, repo_root: str) -> tuple[PipStep, str]:
-        if not step.local:
-            return PipStep(step.packages, step.index_url), digest("pip", *step.packages, step.index_url or "")
-        folder = os.path.join(repo_root, *step.packages[0].split("/"))
-        if not os.path.isdir(folder):
-            raise UsageError(f"pip_install_local_dir({step.packages[0]!r}): no such folder in the repo")
-        files = self._trees.scan(folder)
-        if step.editable:
-            files = [f for f in files if f.entry.path in _PACKAGING]
-        content = digest("local", step.packages[0], str(step.editable), tree_digest(f.entry for f in files))
-        return PipStep((folder,), None, editable=step.editable), content
-
     def _environment(self, call: FunctionCall, repo_root: str) -> str:
         plan = native_plan(call.spec.image, call.spec.name)
         for warning in plan.warnings:
             self._console.warn(warning)
-        steps, parts = [], []
-        for step in plan.steps:
-            pip_step, part = self._step(step, repo_root)
-            steps.append(pip_step)
-            parts.append(part)
+        steps, parts = native_steps(
+            plan, repo_root, self._trees, lambda path: os.path.join(repo_root, *path.split("/"))
+        )
         key = digest("venv", self._settings.python, self._settings.python_version, *parts)
         started = self._clock.monotonic()
         env = self._envs.ensure(
-            EnvRequest(key, self._settings.python, tuple(steps)), on_line=self._console.output
+            EnvRequest(key, self._settings.python, steps), on_line=self._console.output
         )
         if env.created:
             self._console.info(

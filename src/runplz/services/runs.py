@@ -70,3 +70,12 @@ class RunDir:
         except ProtocolError as exc:
             raise RemoteError("RunplzBadResult", str(exc), "", exit_code or 1) from None
         return settle(result, exit_code, run)
+
+
+def settle_text(text: str | None, exit_code: int, run: str):
+    """Like `RunDir.settle`, for a result record that arrived as text."""
+    try:
+        result = decode_result(text) if text else None
+    except ProtocolError as exc:
+        raise RemoteError("RunplzBadResult", str(exc), "", exit_code or 1) from None
+    return settle(result, exit_code, run)

@@ -1,0 +1,200 @@
+"""`Transport` over OpenSSH and rsync, all riding one private ControlMaster.
+
+The master has its own ControlPath in a private temp folder (never the
+user's shared one). Every later ssh and rsync call goes through it; if the
+master is gone they fail fast (``ProxyCommand=false``) instead of quietly
+opening a connection of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from typing import Callable, Sequence
+
+from ..domain.errors import CommandNotFound, CommandTimeout, ConnectionLost, TransportError, Unreachable
+from ..domain.host import SshTarget
+from ..ports.clock import Clock
+from ..ports.command_runner import CommandResult, CommandRunner, Input
+
+_FATAL = (
+    "permission denied",
+    "host key verification failed",
+    "remote host identification has changed",
+    "could not resolve hostname",
+    "no such file or directory",
+    "bad configuration option",
+    "too many authentication failures",
+)
+_RSYNC_EXIT = {
+    1: "syntax or usage error",
+    2: "protocol incompatibility",
+    3: "errors selecting input/output files or folders",
+    5: "error starting the rsync protocol",
+    10: "socket I/O error",
+    11: "file I/O error",
+    12: "protocol data stream error",
+    23: "some files could not be transferred",
+    24: "some source files vanished",
+    30: "timeout in data send/receive",
+    35: "timeout waiting for daemon connection",
+}
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _bytes(stats: str, label: str) -> int:
+    match = re.search(rf"{label}:\s*([\d,.]+)", stats)
+    return int(match.group(1).replace(",", "").replace(".", "")) if match else 0
+
+
+class SshTransport:
+    def __init__(
+        self,
+        runner: CommandRunner,
+        clock: Clock,
+        target: SshTarget,
+        *,
+        ssh: str = "ssh",
+        rsync: str = "rsync",
+    ) -> None:
+        self._runner = runner
+        self._clock = clock
+        self._target = target
+        self._ssh = ssh
+        self._rsync = rsync
+        self._folder: str | None = None
+        self.name = str(target)
+
+    @property
+    def control_path(self) -> str:
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix="runplz-ssh-")
+        return os.path.join(self._folder, "master")
+
+    def _options(self, master: bool = False) -> list[str]:
+        options = [
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"ControlPath={self.control_path}",
+            "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3",
+        ]
+        if master:
+            options += ["-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-o", "ConnectTimeout=15"]
+        else:
+            options += ["-o", "ControlMaster=no", "-o", "ProxyCommand=false"]
+        if self._target.port:
+            options += ["-p", str(self._target.port)]
+        if self._target.user:
+            options += ["-l", self._target.user]
+        return options
+
+    def _call(self, argv: list[str], **kwargs) -> CommandResult:
+        try:
+            return self._runner.run(argv, **kwargs)
+        except CommandNotFound:
+            raise TransportError(f"{argv[0]} is not installed on this machine (needed to reach {self.name})") from None
+
+    def connect(self, wait: float = 0) -> None:
+        deadline = self._clock.monotonic() + max(0.0, wait)
+        delay = 0.5
+        while True:
+            if self.alive():
+                return
+            if os.path.exists(self.control_path):
+                os.unlink(self.control_path)  # a stale socket of a master that died
+            result = self._call([self._ssh, *self._options(master=True), "-N", "-f", self._target.host], timeout=120)
+            if result.exit_code == 0:
+                return
+            reason = _last(result.stderr) or f"ssh exited {result.exit_code}"
+            if any(text in reason.lower() for text in _FATAL):
+                raise TransportError(f"ssh to {self.name} failed: {reason}")
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                raise Unreachable(f"{self.name} did not answer ssh within {wait:g}s: {reason}")
+            self._clock.sleep(min(delay, left))
+            delay = min(delay * 2, 10.0)
+
+    def alive(self) -> bool:
+        if self._folder is None or not os.path.exists(self.control_path):
+            return False
+        check = self._call([self._ssh, *self._options(), "-O", "check", self._target.host], timeout=30)
+        return check.exit_code == 0
+
+    def close(self) -> None:
+        if self._folder is None:
+            return
+        if os.path.exists(self.control_path):
+            self._call([self._ssh, *self._options(), "-O", "exit", self._target.host], timeout=30)
+        shutil.rmtree(self._folder, ignore_errors=True)
+        self._folder = None
+
+    def _lost_or(self, result: CommandResult, what: str) -> None:
+        if not self.alive():
+            raise ConnectionLost(f"lost the connection to {self.name} during {what}: {_last(result.stderr)}")
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: Input = None,
+        timeout: float | None = None,
+        on_output: Callable[[bytes], None] | None = None,
+    ) -> CommandResult:
+        remote = " ".join(shlex.quote(str(a)) for a in argv)
+        result = self._call(
+            [self._ssh, *self._options(), "-T", self._target.host, remote],
+            input=input, timeout=timeout, on_output=on_output,
+        )
+        if result.exit_code == 255:
+            self._lost_or(result, f"`{shlex.join(argv)[:60]}`")
+        return CommandResult(tuple(argv), result.exit_code, result.stdout, result.stderr)
+
+    def _ssh_command(self) -> str:
+        return " ".join(shlex.quote(part) for part in [self._ssh, *self._options()])
+
+    def _remote(self, path: str) -> str:
+        host = self._target.host
+        return f"[{host}]:{path}" if ":" in host else f"{host}:{path}"
+
+    def _rsync_call(self, argv: list[str], what: str) -> CommandResult:
+        try:
+            result = self._call(argv, timeout=None)
+        except CommandTimeout:
+            raise TransportError(f"{what} timed out") from None
+        if result.exit_code == 0:
+            return result
+        if result.exit_code in (255, 12, 10):
+            self._lost_or(result, what)
+        reason = _last(result.stderr) or _RSYNC_EXIT.get(result.exit_code, "")
+        if "command not found" in result.stderr:
+            reason = f"rsync is not installed on {self.name}"
+        raise TransportError(f"{what} failed (rsync exit {result.exit_code}): {reason}")
+
+    def push(self, local: str, remote: str, excludes: Sequence[str] = ()) -> int:
+        remote = remote.rstrip("/")
+        argv = [
+            self._rsync, "-a", "--delete", "--delete-excluded", "--stats",
+            "-e", self._ssh_command(),
+            f"--rsync-path=mkdir -p {shlex.quote(remote)} && rsync",
+        ]
+        argv += [f"--exclude={pattern}" for pattern in excludes]
+        argv += [local.rstrip("/") + "/", self._remote(remote + "/")]
+        result = self._rsync_call(argv, f"uploading {local} to {self.name}:{remote}")
+        return _bytes(result.stdout, "Total bytes sent")
+
+    def pull(self, remote: str, local: str) -> int:
+        os.makedirs(local, exist_ok=True)
+        argv = [
+            self._rsync, "-a", "--checksum", "--stats", "-e", self._ssh_command(),
+            self._remote(remote.rstrip("/") + "/"), local.rstrip("/") + "/",
+        ]
+        result = self._rsync_call(argv, f"downloading {self.name}:{remote}")
+        return _bytes(result.stdout, "Total bytes received")

@@ -1,0 +1,156 @@
+"""What a box has, read in one round trip, and the warnings it earns."""
+
+from __future__ import annotations
+
+import shlex
+
+import attrs
+
+from .spec import FunctionSpec
+
+_MARK = "@@runplz:"
+
+
+@attrs.frozen
+class Gpu:
+    name: str
+    memory_gb: float
+
+
+@attrs.frozen
+class Machine:
+    cpus: int | None = None
+    memory_gb: float | None = None
+    gpus: tuple[Gpu, ...] = ()
+    uid: int | None = None
+    gid: int | None = None
+    home: str = ""  # the login folder (absolute)
+    python: str = ""  # "3.11.2", or "" when python3 is missing
+    docker: bool = False
+    nvidia_runtime: bool = False
+    facts: tuple[tuple[str, str], ...] = ()  # answers to extra checks, by name
+
+    def fact(self, name: str) -> str:
+        return dict(self.facts).get(name, "")
+
+
+def probe_script(checks: dict[str, str] | None = None) -> str:
+    """A POSIX sh script printing marked sections; ``checks`` are extra
+    commands (name -> shell) whose stdout is reported by name."""
+    sections = {
+        "cpus": "nproc 2>/dev/null || getconf _NPROCESSORS_ONLN",
+        "mem_kb": "awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null",
+        "ids": "echo \"$(id -u) $(id -g)\"",
+        "home": "pwd",
+        "python": "python3 -c 'import platform; print(platform.python_version())' 2>/dev/null",
+        "docker": "docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && echo ok",
+        "nvidia_runtime": (
+            "{ command -v nvidia-container-runtime-hook || command -v nvidia-container-runtime "
+            "|| docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia; } "
+            ">/dev/null 2>&1 && echo yes"
+        ),
+        "gpus": (
+            "command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi "
+            "--query-gpu=name,memory.total --format=csv,noheader,nounits 2>/dev/null"
+        ),
+    }
+    for name, command in (checks or {}).items():
+        sections[f"check.{name}"] = command
+    lines = []
+    for name, command in sections.items():
+        lines.append(f"echo {shlex.quote(_MARK + name)}")
+        lines.append(f"( {command} ) 2>/dev/null")
+    return "\n".join(lines) + "\necho " + shlex.quote(_MARK + "end") + "\n"
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def parse_probe(output: str) -> Machine:
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith(_MARK):
+            current = line[len(_MARK):]
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+
+    def text(name: str) -> str:
+        return "\n".join(sections.get(name, [])).strip()
+
+    mem_kb = _int(text("mem_kb"))
+    ids = text("ids").split()
+    gpus = []
+    for line in sections.get("gpus", []):
+        name, _, memory = line.rpartition(",")
+        try:
+            gpus.append(Gpu(name.strip(), float(memory.strip()) / 1024))
+        except ValueError:
+            continue
+    return Machine(
+        cpus=_int(text("cpus")),
+        memory_gb=mem_kb / (1024 * 1024) if mem_kb else None,
+        gpus=tuple(gpus),
+        uid=_int(ids[0]) if len(ids) == 2 else None,
+        gid=_int(ids[1]) if len(ids) == 2 else None,
+        home=text("home"),
+        python=text("python"),
+        docker=text("docker") == "ok",
+        nvidia_runtime=text("nvidia_runtime") == "yes",
+        facts=tuple((name[len("check."):], text(name)) for name in sections if name.startswith("check.")),
+    )
+
+
+def python_ok(version: str) -> bool:
+    parts = version.split(".")
+    return len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() and (int(parts[0]), int(parts[1])) >= (3, 10)
+
+
+def _norm(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def gpu_matches(wanted: str, actual: str) -> bool:
+    """Does an nvidia-smi name (``NVIDIA A100-SXM4-80GB``) satisfy ``A100`` / ``A100-80GB``?"""
+    model, _, memory = wanted.partition("-")
+    if _norm(model) not in _norm(actual):
+        return False
+    return not memory or _norm(memory) in _norm(actual)
+
+
+def spec_warnings(spec: FunctionSpec, machine: Machine, where: str) -> list[str]:
+    """Warnings (never errors: the user may know better) when ``machine`` falls short."""
+    out = []
+    if spec.min_cpu is not None and machine.cpus is not None and machine.cpus < spec.min_cpu:
+        out.append(f"{spec.name} wants min_cpu={spec.min_cpu:g} but {where} has {machine.cpus} CPUs")
+    if spec.min_memory is not None and machine.memory_gb is not None and machine.memory_gb < spec.min_memory:
+        out.append(
+            f"{spec.name} wants min_memory={spec.min_memory:g} GB but {where} has "
+            f"{machine.memory_gb:.1f} GB"
+        )
+    if not spec.wants_gpu:
+        return out
+    if not machine.gpus:
+        out.append(f"{spec.name} wants a GPU ({spec.gpu or 'any'}) but nvidia-smi on {where} reports none")
+        return out
+    gpus = list(machine.gpus)
+    if spec.gpu is not None:
+        matching = [g for g in gpus if gpu_matches(spec.gpu, g.name)]
+        if not matching:
+            names = ", ".join(sorted({g.name for g in gpus}))
+            out.append(f"{spec.name} wants gpu={spec.gpu!r} but {where} has {names}")
+        else:
+            gpus = matching
+    if len(gpus) < spec.num_gpus:
+        out.append(f"{spec.name} wants num_gpus={spec.num_gpus} but {where} has {len(gpus)}")
+    if spec.min_gpu_memory is not None:
+        small = [g for g in gpus if g.memory_gb + 0.5 < spec.min_gpu_memory]
+        if small:
+            out.append(
+                f"{spec.name} wants min_gpu_memory={spec.min_gpu_memory:g} GB but {where}'s "
+                f"{small[0].name} has {small[0].memory_gb:.0f} GB"
+            )
+    return out

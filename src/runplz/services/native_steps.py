@@ -1,0 +1,41 @@
+"""The pip steps of a native environment, and the content key that caches it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+from ..domain.errors import UsageError
+from ..domain.hashing import digest, tree_digest
+from ..domain.local_plan import NativePlan
+from ..ports.python_env import PipStep
+from .tree import TreeScanner
+
+_PACKAGING = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+def native_steps(
+    plan: NativePlan, repo_root: str, trees: TreeScanner, place: Callable[[str], str]
+) -> tuple[tuple[PipStep, ...], tuple[str, ...]]:
+    """Pip steps, with local folders at ``place(repo_path)``, and one key part per step.
+
+    A local folder's part hashes its packaging files when editable (code
+    changes need no new environment), all its files otherwise.
+    """
+    steps, parts = [], []
+    for step in plan.steps:
+        if not step.local:
+            steps.append(PipStep(step.packages, step.index_url))
+            parts.append("pip:" + json.dumps([list(step.packages), step.index_url]))
+            continue
+        path = step.packages[0]
+        folder = os.path.join(repo_root, *path.split("/"))
+        if not os.path.isdir(folder):
+            raise UsageError(f"pip_install_local_dir({path!r}): no such folder in the repo")
+        files = trees.scan(folder)
+        if step.editable:
+            files = [f for f in files if f.entry.path in _PACKAGING]
+        parts.append(digest("local", path, str(step.editable), tree_digest(f.entry for f in files)))
+        steps.append(PipStep((place(path),), None, editable=step.editable))
+    return tuple(steps), tuple(parts)

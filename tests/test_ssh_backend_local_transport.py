@@ -1,0 +1,74 @@
+"""The ssh backend's whole flow over the local transport: no sshd, no root needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from runplz import RemoteError, SshConfig
+from runplz.adapters.fake_console import RecordingConsole
+from runplz.adapters.job_output import RecordingJobOutput
+from runplz.adapters.local_transport import LocalTransport
+from runplz.adapters.subprocess_runner import SubprocessRunner
+from runplz.container import make_container
+from runplz.domain.call import FunctionCall
+from runplz.domain.errors import RunTimeout
+from runplz.domain.host import SshTarget
+from runplz.loader import load_app
+from runplz.services.ssh_backend import SshSettings
+
+from .jobs import make_repo
+
+JOB = '''
+import os, time
+from runplz import App, Image
+app = App("over-local")
+
+@app.function(image=Image.from_registry("python:3.11-slim"), env={"K": "v w"})
+def go(n: int, fail: bool = False, nap: float = 0) -> dict:
+    open(os.path.join(os.environ["RUNPLZ_OUT"], "go.txt"), "w").write(str(n))
+    print("hello from the box", flush=True)
+    time.sleep(nap)
+    if fail:
+        raise LookupError("nope")
+    return {"n": n, "k": os.environ["K"]}
+'''
+
+
+@pytest.fixture
+def backend(tmp_path):
+    def make(config: SshConfig):
+        container = make_container(str(tmp_path / "cache"))
+        console, output = RecordingConsole(), RecordingJobOutput()
+        container.console.override(console)
+        container.job_output.override(output)
+        transport = LocalTransport(SubprocessRunner(), str(tmp_path / "box-home"), name="box")
+        settings = SshSettings(str(tmp_path / "out"), config, SshTarget("box"))
+        return container.ssh_backend(transport=transport, settings=settings), console, output
+
+    return make
+
+
+def call(script, name, **kwargs):
+    _, app = load_app(str(script))
+    function = app.registered_functions[name]
+    return FunctionCall(app.name, function.spec, str(script), [], kwargs)
+
+
+def test_native_run_value_output_and_failure(backend, tmp_path):
+    script = make_repo(tmp_path / "repo", JOB)
+    run, console, output = backend(SshConfig(use_docker=False))
+    assert run.call(call(script, "go", n=3)) == {"n": 3, "k": "v w"}
+    assert b"hello from the box" in output.data
+    assert (tmp_path / "out" / "go.txt").read_text() == "3"
+    with pytest.raises(RemoteError) as caught:
+        run.call(call(script, "go", n=4, fail=True))
+    assert caught.value.remote_type == "LookupError"
+    assert (tmp_path / "out" / "go.txt").read_text() == "4"
+
+
+def test_runtime_cap(backend, tmp_path):
+    script = make_repo(tmp_path / "repo", JOB)
+    run, _, _ = backend(SshConfig(use_docker=False, max_runtime_seconds=2))
+    with pytest.raises(RunTimeout, match="max_runtime_seconds=2"):
+        run.call(call(script, "go", n=5, nap=60))
+    assert (tmp_path / "out" / "go.txt").read_text() == "5"

@@ -1,0 +1,121 @@
+"""Pure parts of the ssh backend: targets, the probe, spec-mismatch warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from runplz import Image, SshConfig
+from runplz.domain.errors import ConfigError
+from runplz.domain.host import SshTarget, parse_target
+from runplz.domain.machine import Gpu, Machine, gpu_matches, parse_probe, probe_script, python_ok, spec_warnings
+from runplz.domain.spec import function_spec
+
+IMAGE = Image.from_registry("python:3.11-slim")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gpu.example.com", SshTarget("gpu.example.com")),
+        ("my-alias", SshTarget("my-alias")),
+        ("alice@gpu.example.com", SshTarget("gpu.example.com", "alice")),
+        ("gpu.example.com:2222", SshTarget("gpu.example.com", None, 2222)),
+        ("alice@10.0.0.5:2200", SshTarget("10.0.0.5", "alice", 2200)),
+        ("[::1]:2222", SshTarget("::1", None, 2222)),
+        ("bob@[fe80::1]", SshTarget("fe80::1", "bob")),
+        ("fe80::1", SshTarget("fe80::1")),
+    ],
+)
+def test_parse_target(text, expected):
+    assert parse_target(text) == expected
+
+
+def test_ssh_config_wins_over_the_host_string():
+    config = SshConfig(user="carol", port=2022)
+    assert parse_target("alice@box:2200", config) == SshTarget("box", "carol", 2022)
+    assert parse_target("alice@box:2200", SshConfig()) == SshTarget("box", "alice", 2200)
+    assert str(SshTarget("box", "carol", 2022)) == "carol@box:2022"
+
+
+@pytest.mark.parametrize("text", ["box:99999", "box:http", "@box", "bad user@box", "[::1", "box name", "a/b"])
+def test_bad_targets(text):
+    with pytest.raises(ConfigError):
+        parse_target(text)
+
+
+# Recorded `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` outputs.
+A100X4 = "NVIDIA A100-SXM4-80GB, 81920\n" * 4
+T4 = "Tesla T4, 15360\n"
+H100 = "NVIDIA H100 80GB HBM3, 81559\n"
+
+
+def probe_output(gpus: str = "", cpus: str = "8", mem_kb: str = "32780000") -> str:
+    return (
+        f"@@runplz:cpus\n{cpus}\n@@runplz:mem_kb\n{mem_kb}\n@@runplz:ids\n1001 1001\n@@runplz:home\n/home/u\n"
+        "@@runplz:python\n3.11.2\n@@runplz:docker\nok\n@@runplz:nvidia_runtime\nyes\n"
+        f"@@runplz:gpus\n{gpus}@@runplz:check.bundle\nyes\n@@runplz:end\n"
+    )
+
+
+def test_parse_probe():
+    machine = parse_probe(probe_output(A100X4))
+    assert machine.cpus == 8 and round(machine.memory_gb) == 31
+    assert machine.gpus == (Gpu("NVIDIA A100-SXM4-80GB", 80.0),) * 4
+    assert (machine.uid, machine.gid, machine.home, machine.python) == (1001, 1001, "/home/u", "3.11.2")
+    assert machine.docker and machine.nvidia_runtime and machine.fact("bundle") == "yes"
+
+
+def test_probe_script_runs_in_sh_and_parses(tmp_path):
+    import subprocess
+
+    out = subprocess.run(["sh", "-c", probe_script({"x": "echo hello"})], capture_output=True, text=True, cwd=tmp_path)
+    machine = parse_probe(out.stdout)
+    assert machine.cpus and machine.cpus >= 1 and machine.memory_gb > 0
+    assert machine.home == str(tmp_path) and machine.fact("x") == "hello"
+
+
+@pytest.mark.parametrize(
+    "wanted, actual, ok",
+    [
+        ("A100", "NVIDIA A100-SXM4-80GB", True),
+        ("A100-80GB", "NVIDIA A100-SXM4-80GB", True),
+        ("A100-40GB", "NVIDIA A100-SXM4-80GB", False),
+        ("a100", "NVIDIA A100-PCIE-40GB", True),
+        ("T4", "Tesla T4", True),
+        ("H100", "NVIDIA H100 80GB HBM3", True),
+        ("L4", "Tesla T4", False),
+    ],
+)
+def test_gpu_matches(wanted, actual, ok):
+    assert gpu_matches(wanted, actual) is ok
+
+
+def warnings(machine: Machine, **kwargs) -> list[str]:
+    return spec_warnings(function_spec("train", image=IMAGE, **kwargs), machine, "box")
+
+
+def test_warnings_are_worded_per_constraint():
+    small = parse_probe(probe_output(T4, cpus="4", mem_kb=str(16 * 1024 * 1024)))
+    found = warnings(small, min_cpu=8, min_memory=32, gpu="A100", num_gpus=2, min_gpu_memory=40)
+    assert found[0] == "train wants min_cpu=8 but box has 4 CPUs"
+    assert found[1] == "train wants min_memory=32 GB but box has 16.0 GB"
+    assert found[2] == "train wants gpu='A100' but box has Tesla T4"
+    assert "num_gpus=2 but box has 1" in found[3]
+    assert "min_gpu_memory=40 GB but box's Tesla T4 has 15 GB" in found[4]
+
+
+def test_no_warnings_when_the_box_fits():
+    big = parse_probe(probe_output(A100X4, cpus="64", mem_kb=str(512 * 1024 * 1024)))
+    assert warnings(big, min_cpu=8, min_memory=32, gpu="A100-80GB", num_gpus=4, min_gpu_memory=80) == []
+    assert warnings(big, min_gpu_memory=40) == []
+
+
+def test_no_gpu_at_all():
+    assert warnings(parse_probe(probe_output("")), gpu="T4") == [
+        "train wants a GPU (T4) but nvidia-smi on box reports none"
+    ]
+
+
+@pytest.mark.parametrize("version, ok", [("3.10.0", True), ("3.11.2", True), ("3.9.18", False), ("", False), ("2.7", False)])
+def test_python_ok(version, ok):
+    assert python_ok(version) is ok
