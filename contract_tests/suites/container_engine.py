@@ -76,6 +76,14 @@ class AbstractContainerEngineTests:
         assert engine.latest_image(label) == second
         assert engine.latest_image({**label, "other": "x"}) is None
 
+    def test_an_image_inherits_its_parents_labels(self, engine):
+        label = {"runplz.contract": uuid.uuid4().hex}
+        parent, child = _tag(), _tag()
+        engine.build(BuildRequest(parent, f"FROM {BASE}\n", labels={**label, "kind": "parent"}))
+        engine.build(BuildRequest(child, f"FROM {parent}\nWORKDIR /x\n", labels={"kind": "child"}))
+        assert engine.latest_image(label) == child
+        assert engine.latest_image({**label, "kind": "parent"}) == parent
+
     def _image_with_files(self, engine, tmp_path) -> str:
         source = tmp_path / "tool.sh"
         source.write_text("#!/bin/sh\necho tool-ran > \"$DEST\"\n")

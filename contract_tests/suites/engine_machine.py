@@ -65,11 +65,11 @@ def engine_comparison(make_left, make_right):
                     code = engine.run(ContainerRun(
                         tag,
                         ("python3", "-c",
-                         "import os; d = '/data'; print(sorted(os.path.relpath(os.path.join(r, f), d) "
+                         "import os; d = os.environ['DATA']; print(sorted(os.path.relpath(os.path.join(r, f), d) "
                          "for r, _, fs in os.walk(d) for f in fs) if os.path.isdir(d) else [], "
                          "file=open(os.environ['DEST'], 'w'))"),
                         f"runplz-machine-{uuid.uuid4().hex[:10]}",
-                        env={"DEST": "/out/listing"},
+                        env={"DEST": "/out/listing", "DATA": "/data"},
                         mounts=(Mount(out, "/out"),),
                     ))
                     with open(f"{out}/listing") as handle:

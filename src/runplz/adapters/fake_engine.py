@@ -104,7 +104,7 @@ class FakeContainerEngine:
         say = on_line or (lambda line: None)
         context = {item.arcname: (_content(item), item.executable) for item in request.context}
         files: dict[str, tuple[bytes, bool]] = {}
-        workdir, env, steps = "/", {}, []
+        workdir, env, steps, labels = "/", {}, [], {}
         for number, line in enumerate(l for l in request.dockerfile.splitlines() if l.strip() and not l.lstrip().startswith("#")):
             keyword, _, rest = line.strip().partition(" ")
             keyword = keyword.upper()
@@ -114,6 +114,7 @@ class FakeContainerEngine:
                 if ref in self.images:
                     parent = self.images[ref]
                     files, workdir, env = dict(parent.files), parent.workdir, dict(parent.env)
+                    labels = dict(parent.labels)  # like Docker, an image inherits its parent's labels
                 elif self.base_images is not None and ref not in self.base_images:
                     raise BuildError(f"docker build of {request.tag} failed: pull access denied for {ref}")
             elif keyword in ("COPY", "ADD"):
@@ -127,7 +128,7 @@ class FakeContainerEngine:
                 steps.append(line.strip())
         self._sequence += 1
         self.images[request.tag] = FakeImage(
-            request.tag, request.dockerfile, files, workdir, env, dict(request.labels), steps, self._sequence
+            request.tag, request.dockerfile, files, workdir, env, {**labels, **request.labels}, steps, self._sequence
         )
 
     def latest_image(self, labels: Mapping[str, str]) -> str | None:
