@@ -22,6 +22,8 @@ from .adapters.fake_console import RecordingConsole
 from .adapters.fake_engine import FakeContainerEngine, FakeImage
 from .adapters.fake_env import FakePythonEnvBuilder
 from .adapters.fake_runner import FakeCall, FakeCommandRunner, FakeInvocation, respond
+from .adapters.fake_transport import FakeTransport
+from .adapters.job_output import RecordingJobOutput
 
 __all__ = [
     "FakeCall",
@@ -31,7 +33,9 @@ __all__ = [
     "FakeImage",
     "FakeInvocation",
     "FakePythonEnvBuilder",
+    "FakeTransport",
     "RecordingConsole",
+    "RecordingJobOutput",
     "fake_container",
     "respond",
 ]
@@ -41,7 +45,7 @@ def fake_container(cache_dir: str | None = None, **overrides: Any):
     """A `runplz.container.Container` whose engine, env builder, console and clock are fakes.
 
     Pass ``container_engine=...``, ``python_env_builder=...``, ``console=...``,
-    ``clock=...`` or ``command_runner=...`` to supply your own instances; the
+    ``job_output=...``, ``clock=...`` or ``command_runner=...`` to supply your own instances; the
     chosen ones are reachable as ``container.<name>()``.
     """
     import tempfile
@@ -53,6 +57,7 @@ def fake_container(cache_dir: str | None = None, **overrides: Any):
         "container_engine": FakeContainerEngine(),
         "python_env_builder": FakePythonEnvBuilder(pretend_index=True),
         "console": RecordingConsole(),
+        "job_output": RecordingJobOutput(),
         "clock": FakeClock(),
     }
     fakes.update(overrides)
