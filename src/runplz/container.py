@@ -121,14 +121,9 @@ class Container(containers.DeclarativeContainer):
     remote_engine = providers.Factory(
         lambda transport: DockerEngine(TransportCommandRunner(transport))
     )
-    remote_env_builder = providers.Factory(
-        lambda transport, boot: RemoteVenvBuilder(transport, boot)
-    )
-    remote_image_builder = providers.Factory(
-        lambda engine, console, bundle, trees: ImageBuilder(engine, console, bundle, trees),
-        console=console,
-        bundle=runtime_bundle,
-        trees=tree_scanner,
+    remote_env_builder = providers.Factory(RemoteVenvBuilder)  # called with (transport, boot)
+    remote_image_builder = providers.Factory(  # called with the remote engine
+        ImageBuilder, console=console, bundle=runtime_bundle, trees=tree_scanner
     )
     ssh_backend = providers.Factory(
         SshBackend,
