@@ -10,7 +10,8 @@ from runplz.adapters.fake_console import RecordingConsole
 from runplz.adapters.fake_transport import FakeTransport
 from runplz.adapters.job_output import RecordingJobOutput
 from runplz.domain.errors import Unreachable
-from runplz.services.remote_run import RESULT_MARK, PastDeadline, RemoteJob, RemoteJobs
+from runplz.domain.remote_layout import RESULT_MARK
+from runplz.services.remote_run import PastDeadline, RemoteJob, RemoteJobs
 
 JOB = RemoteJob("runs/r1", ("python3", "job"), "/home/u", {}, "{}", "repos/x")
 LOG = b"tick 0\ntick 1\rprogress\ntick 2\n"

@@ -97,7 +97,6 @@ class App:
         self._functions: dict[str, Function] = {}
         self._entrypoint: Callable[..., Any] | None = None
         self._backend: Any = None
-        self._binding: BindRequest | None = None
 
     def __repr__(self) -> str:
         return f"<runplz.App {self.name!r}>"
@@ -191,7 +190,6 @@ class App:
         from .container import backend_for, default_container
 
         self._backend = backend_for(container or default_container(), request, self)
-        self._binding = request
 
     def _dispatch(self, function: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         check_call_args(function.name, args, kwargs)

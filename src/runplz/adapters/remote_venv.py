@@ -6,17 +6,18 @@ import json
 from typing import Callable
 
 from ..domain.errors import BuildError
+from ..domain.remote_layout import ENV_MARK, VENVS
 from ..ports.python_env import EnvRequest, PythonEnv
 from ..ports.transport import Transport
 
-_MARK = "@@runplz-env "
+_MARK = ENV_MARK
 
 
 class RemoteVenvBuilder:
     """``boot`` is the remote path of the runtime bundle's ``runplz_boot.py``;
     ``root`` the remote folder that holds the venvs."""
 
-    def __init__(self, transport: Transport, boot: str, root: str = ".runplz/venvs") -> None:
+    def __init__(self, transport: Transport, boot: str, root: str = VENVS) -> None:
         self._transport = transport
         self._boot = boot
         self._root = root

@@ -9,10 +9,6 @@ def bundle_dir(digest: str) -> str:
     return f"{ROOT}/bundles/{digest[:24]}"
 
 
-def runs_dir() -> str:
-    return f"{ROOT}/runs"
-
-
 def run_dir(run_id: str) -> str:
     return f"{ROOT}/runs/{run_id}"
 
@@ -23,8 +19,7 @@ def repo_tree(repo_key: str) -> str:
     return f"{ROOT}/repos/{repo_key[:24]}"
 
 
-def venv_dir(key: str) -> str:
-    return f"{ROOT}/venvs/{key[:24]}"
+VENVS = f"{ROOT}/venvs"
 
 
 # Inside a run folder.
@@ -32,3 +27,7 @@ REPO = "repo"
 OUT = "out"
 CTL = "ctl"
 LOG = "ctl/job.log"
+
+# Lines the agent prints for the driver to find among other output.
+RESULT_MARK = "@@runplz-result "
+ENV_MARK = "@@runplz-env "

@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 
-RESULT_MARK = "@@runplz-result "
-ENV_MARK = "@@runplz-env "
+from ..domain.remote_layout import ENV_MARK, RESULT_MARK
 
 
 def _write(path: str, text: str) -> None:

@@ -10,13 +10,11 @@ import attrs
 
 from ..domain.errors import CommandTimeout, ConnectionLost, TransportError
 from ..domain.layout import BOOT_SCRIPT
-from ..domain.remote_layout import OUT
+from ..domain.remote_layout import OUT, RESULT_MARK
 from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.job_output import JobOutput
 from ..ports.transport import Transport
-
-RESULT_MARK = "@@runplz-result "
 
 
 @attrs.frozen
