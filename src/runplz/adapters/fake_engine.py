@@ -15,7 +15,9 @@ import json
 import os
 import shlex
 import sys
+import shutil
 import tempfile
+import weakref
 from typing import Callable, Iterable, Mapping
 
 import attrs
@@ -145,6 +147,7 @@ class FakeContainerEngine:
         root = self._roots.get(image.tag)
         if root is None:
             root = tempfile.mkdtemp(prefix="runplz-fake-image-")
+            weakref.finalize(self, shutil.rmtree, root, True)
             for path, (data, executable) in image.files.items():
                 target = root + path
                 os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import tempfile
+import weakref
 import zipfile
 from typing import Callable
 
@@ -21,7 +22,10 @@ from ..ports.python_env import EnvRequest, PythonEnv
 
 class FakePythonEnvBuilder:
     def __init__(self, root: str | None = None, *, pretend_index: bool = False) -> None:
-        self._root = root or tempfile.mkdtemp(prefix="runplz-fake-envs-")
+        if root is None:
+            root = tempfile.mkdtemp(prefix="runplz-fake-envs-")
+            weakref.finalize(self, shutil.rmtree, root, True)
+        self._root = root
         self._pretend_index = pretend_index
         self.requests: list[EnvRequest] = []
         self.index_packages: list[str] = []
