@@ -35,7 +35,7 @@ def invoke(script: str, argv: Sequence[str], request: BindRequest, container: An
         function = functions[0]
         entry = function.local
         owner = function.name
-        params = params_of(function._func)
+        params = params_of(function.__wrapped__)
     else:
         owner = entry.__name__
         params = params_of(entry)

@@ -14,7 +14,7 @@ from ..ports.command_runner import CommandRunner
 from ..ports.console import Console
 from ..ports.python_env import EnvRequest, PythonEnvBuilder
 from .bundle import RuntimeBundle
-from .native_steps import native_steps
+from .native_steps import ensure_env, native_steps
 from .repo import find_repo_root
 from .runs import RunDir, dispatch_for, new_run_id
 from .settings import LocalSettings
@@ -48,15 +48,8 @@ class LocalNativeBackend:
             plan, repo_root, self._trees, lambda path: os.path.join(repo_root, *path.split("/"))
         )
         key = digest("venv", self._settings.python, self._settings.python_version, *parts)
-        started = self._clock.monotonic()
-        env = self._envs.ensure(
-            EnvRequest(key, self._settings.python, steps), on_line=self._console.output
-        )
-        if env.created:
-            self._console.info(
-                f"made environment {key[:12]} in {self._clock.monotonic() - started:.1f}s"
-            )
-        return env.python
+        request = EnvRequest(key, self._settings.python, steps)
+        return ensure_env(self._envs, request, self._console, self._clock)
 
     def call(self, call: FunctionCall):
         spec = call.spec

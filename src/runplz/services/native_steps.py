@@ -9,7 +9,9 @@ from typing import Callable
 from ..domain.errors import UsageError
 from ..domain.hashing import digest, tree_digest
 from ..domain.local_plan import NativePlan
-from ..ports.python_env import PipStep
+from ..ports.clock import Clock
+from ..ports.console import Console
+from ..ports.python_env import EnvRequest, PipStep, PythonEnvBuilder
 from .tree import TreeScanner
 
 _PACKAGING = ("pyproject.toml", "setup.py", "setup.cfg")
@@ -39,3 +41,15 @@ def native_steps(
         parts.append(digest("local", path, str(step.editable), tree_digest(f.entry for f in files)))
         steps.append(PipStep((place(path),), None, editable=step.editable))
     return tuple(steps), tuple(parts)
+
+
+def ensure_env(
+    envs: PythonEnvBuilder, request: EnvRequest, console: Console, clock: Clock, where: str = ""
+) -> str:
+    """The environment's interpreter, saying how long it took when it had to be made."""
+    started = clock.monotonic()
+    env = envs.ensure(request, on_line=console.output)
+    if env.created:
+        place = f" on {where}" if where else ""
+        console.info(f"made environment {request.key[:12]}{place} in {clock.monotonic() - started:.1f}s")
+    return env.python

@@ -34,7 +34,7 @@ from ..ports.transport import Transport
 from ..protocol.wire import encode_dispatch
 from .bundle import RuntimeBundle
 from .images import ImageBuilder
-from .native_steps import native_steps
+from .native_steps import ensure_env, native_steps
 from .remote_run import PastDeadline, RemoteJob, RemoteJobs
 from .repo import find_repo_root, inside, relative_posix
 from .runs import dispatch_for, new_run_id, settle_text
@@ -175,16 +175,10 @@ class SshBackend:
         )
         key = digest("remote-venv", machine.python, *parts)
         envs = self._envs_for(self._transport, f"{bundle}/{BOOT_SCRIPT}")
-        started = self._clock.monotonic()
-        env = envs.ensure(EnvRequest(key, "python3", steps), on_line=self._console.output)
-        if env.created:
-            self._console.info(
-                f"made environment {key[:12]} on {self._transport.name} in "
-                f"{self._clock.monotonic() - started:.1f}s"
-            )
+        python = ensure_env(envs, EnvRequest(key, "python3", steps), self._console, self._clock, self._transport.name)
         job_env = dict(spec.env)
         job_env["RUNPLZ_OUT"] = f"{home}/{folder}/{OUT}"
-        argv = (env.python, f"{home}/{bundle}/{BOOT_SCRIPT}", f"{home}/{folder}/{CTL}/{PAYLOAD_FILE}")
+        argv = (python, f"{home}/{bundle}/{BOOT_SCRIPT}", f"{home}/{folder}/{CTL}/{PAYLOAD_FILE}")
         return RemoteJob(folder, argv, f"{home}/{folder}/{REPO}", job_env, payload, tree)
 
     def _run(self, job: RemoteJob, spec, config: SshConfig, outputs: str, run: str) -> Any:
