@@ -113,6 +113,8 @@ def test_entrypoint_help_lists_its_flags(invoke, tmp_path):
         (["ssh", "job.py"], "--host"),
         (["ssh", "--host", "bad host", "job.py"], "host"),
         (["ssh", "--host", "box:http", "job.py"], "not a port"),
+        (["ssh", "--host", "[-G:]", "job.py"], "brackets are only for IPv6"),
+        (["ssh", "--host", "host:22:33", "job.py"], "not a valid IPv6"),
         (["brev", "job.py"], "not built yet"),
         (["brev", "--instance", "bad name!", "job.py"], "instance"),
         (["modal", "job.py"], "not built yet"),
@@ -154,6 +156,23 @@ def test_remote_failure_shows_the_remote_traceback_and_exits_with_its_code(invok
     assert "Traceback" in result.output and "ValueError: bad label 'x'" in result.output
     result = invoke("local", "job.py", "--code=9")
     assert result.exit_code == 9
+
+
+@pytest.mark.parametrize(
+    "host", ["[-G:]", "[-oProxyCommand=touch /tmp/x]:22", "-oProxyCommand=x", "host:22:33", "box:\uff12\uff12"]
+)
+def test_hostile_hosts_exit_2_in_one_line_and_never_run_ssh(tmp_path, host):
+    from runplz.testing import FakeCommandRunner
+
+    runner = FakeCommandRunner({})
+    container = fake_container(str(tmp_path / "cache"), command_runner=runner)
+    make_repo(tmp_path)
+    with chdir(tmp_path):
+        result = CliRunner().invoke(cli, ["ssh", "--host", host, "job.py"], obj=container)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("runplz: error: host"), result.stderr
+    assert "Traceback" not in result.output
+    assert runner.calls == []
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runplz import Image, SshConfig
+from runplz.domain.bind import bind_request
 from runplz.domain.errors import ConfigError
 from runplz.domain.host import SshTarget, parse_target
 from runplz.domain.machine import Gpu, Machine, gpu_matches, parse_probe, probe_script, python_ok, spec_warnings
@@ -13,21 +14,76 @@ from runplz.domain.spec import function_spec
 IMAGE = Image.from_registry("python:3.11-slim")
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("gpu.example.com", SshTarget("gpu.example.com")),
-        ("my-alias", SshTarget("my-alias")),
-        ("alice@gpu.example.com", SshTarget("gpu.example.com", "alice")),
-        ("gpu.example.com:2222", SshTarget("gpu.example.com", None, 2222)),
-        ("alice@10.0.0.5:2200", SshTarget("10.0.0.5", "alice", 2200)),
-        ("[::1]:2222", SshTarget("::1", None, 2222)),
-        ("bob@[fe80::1]", SshTarget("fe80::1", "bob")),
-        ("fe80::1", SshTarget("fe80::1")),
-    ],
-)
+ACCEPTED = [
+    ("gpu.example.com", SshTarget("gpu.example.com")),
+    ("my-alias", SshTarget("my-alias")),
+    ("my-box.prod_1", SshTarget("my-box.prod_1")),
+    ("alice@gpu.example.com", SshTarget("gpu.example.com", "alice")),
+    ("gpu.example.com:2222", SshTarget("gpu.example.com", None, 2222)),
+    ("alice@10.0.0.5:2200", SshTarget("10.0.0.5", "alice", 2200)),
+    ("box:1", SshTarget("box", None, 1)),
+    ("box:65535", SshTarget("box", None, 65535)),
+    ("[::1]:2222", SshTarget("::1", None, 2222)),
+    ("[::1]", SshTarget("::1")),
+    ("::1", SshTarget("::1")),
+    ("bob@[fe80::1]", SshTarget("fe80::1", "bob")),
+    ("fe80::1", SshTarget("fe80::1")),
+    ("fe80::1%eth0", SshTarget("fe80::1%eth0")),
+    ("[fe80::1%eth0]:22", SshTarget("fe80::1%eth0", None, 22)),
+    ("user@[2001:db8::1]:22", SshTarget("2001:db8::1", "user", 22)),
+    ("::ffff:10.0.0.1", SshTarget("::ffff:10.0.0.1")),
+    ("deploy-bot@box", SshTarget("box", "deploy-bot")),
+]
+
+REFUSED = [
+    ("[-G:]", "brackets are only for IPv6"),
+    ("[-oProxyCommand=touch /tmp/x]:22", "whitespace"),
+    ("[-oProxyCommand=true]:22", "brackets are only for IPv6"),
+    ("[box]:22", "brackets are only for IPv6"),
+    ("[10.0.0.1]:22", "brackets are only for IPv6"),
+    ("[fe80::1%-G]:22", "brackets are only for IPv6"),
+    ("[]:22", "brackets are only for IPv6"),
+    ("[::1", "not [USER@]HOST[:PORT]"),
+    ("[::1]x", "not [USER@]HOST[:PORT]"),
+    ("[::1]:", "not a port"),
+    ("host:22:33", "not a valid IPv6 address"),
+    ("::1:2222:x", "not a valid IPv6 address"),
+    ("-G", "may not start with '-'"),
+    ("-oProxyCommand=x", "may not start with '-'"),
+    ("-box:22", "may not start with '-'"),
+    ("-l@box", "login name may not start with '-'"),
+    ("-oUser=x@box", "login name may not start with '-'"),
+    ("box:99999", "not a port"),
+    ("box:65536", "not a port"),
+    ("box:0", "not a port"),
+    ("box:", "not a port"),
+    ("box:http", "not a port"),
+    ("box:-22", "not a port"),
+    ("box:+22", "not a port"),
+    ("box:\uff12\uff12", "not a port"),  # fullwidth digits
+    ("box:\u0662\u0662", "not a port"),  # Arabic-Indic digits
+    ("@box", "not a login name"),
+    ("bad user@box", "whitespace"),
+    ("box name", "whitespace"),
+    ("box\t", "whitespace"),
+    ("box\n", "whitespace"),
+    ("box\x00", "control character"),
+    ("box\x1b[31m", "control character"),
+    ("a\u200bb", "control character"),
+    ("a/b", "not [USER@]HOST[:PORT]"),
+    ("b\u00f6x", "not [USER@]HOST[:PORT]"),
+    ("", "host must be"),
+]
+
+
+@pytest.mark.parametrize("text, expected", ACCEPTED)
 def test_parse_target(text, expected):
     assert parse_target(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", ACCEPTED)
+def test_bind_accepts_every_valid_host(text, expected):
+    assert bind_request("ssh", host=text).host == text
 
 
 def test_ssh_config_wins_over_the_host_string():
@@ -35,12 +91,32 @@ def test_ssh_config_wins_over_the_host_string():
     assert parse_target("alice@box:2200", config) == SshTarget("box", "carol", 2022)
     assert parse_target("alice@box:2200", SshConfig()) == SshTarget("box", "alice", 2200)
     assert str(SshTarget("box", "carol", 2022)) == "carol@box:2022"
+    assert str(SshTarget("::1", "carol", 2022)) == "carol@[::1]:2022"
+    assert str(SshTarget("::1")) == "::1"
 
 
-@pytest.mark.parametrize("text", ["box:99999", "box:http", "@box", "bad user@box", "[::1", "box name", "a/b"])
-def test_bad_targets(text):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("text, needle", REFUSED)
+def test_bad_targets(text, needle):
+    with pytest.raises(ConfigError) as caught:
         parse_target(text)
+    assert needle in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text, needle", REFUSED)
+def test_bind_refuses_every_bad_host_at_once(text, needle):
+    with pytest.raises(ConfigError) as caught:
+        bind_request("ssh", host=text)
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["[-G:]", "host:22:33", "box:\uff12\uff12", b"box", 22])
+def test_app_bind_refuses_bad_hosts_before_any_connection(host):
+    from runplz import App
+
+    app = App("hostile")
+    with pytest.raises(ConfigError):
+        app.bind("ssh", host=host)
 
 
 # Recorded `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` outputs.

@@ -65,6 +65,7 @@ from .services.bundle import RuntimeBundle
 from .services.images import ImageBuilder
 from .services.local_docker import LocalDockerBackend
 from .services.local_native import LocalNativeBackend
+from .services.repo import check_outputs_dir
 from .services.settings import LocalSettings
 from .services.ssh_backend import SshBackend, SshSettings
 from .services.tree import TreeScanner
@@ -173,9 +174,11 @@ def default_container() -> Container:
 
 def backend_for(container: Container, request: BindRequest, app: Any):
     """The backend a bind asks for, built by the container."""
+    check_outputs_dir(request.outputs_dir, app.script)
+    outputs = os.path.abspath(os.path.expanduser(request.outputs_dir))
     if request.backend == "ssh":
         target = parse_target(request.host, app.ssh_config)
-        settings = SshSettings(os.path.abspath(request.outputs_dir), app.ssh_config, target)
+        settings = SshSettings(outputs, app.ssh_config, target)
         return container.ssh_backend(transport=container.ssh_transport(target=target), settings=settings)
     if request.backend != "local":
         raise NotBuiltError(
@@ -185,7 +188,7 @@ def backend_for(container: Container, request: BindRequest, app: Any):
     config = app.local_config
     native = (not config.use_docker) if request.native is None else request.native
     settings = LocalSettings(
-        outputs_dir=os.path.abspath(request.outputs_dir),
+        outputs_dir=outputs,
         build=request.build,
         config=config,
         uid=os.getuid(),

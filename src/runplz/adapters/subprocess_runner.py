@@ -90,13 +90,16 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def _stop(proc: subprocess.Popen, first: int) -> None:
-    _signal_group(proc, first)
+    """Signal the child's group, give it a grace, then kill what is left
+    (even when another interrupt arrives during the grace)."""
     try:
+        _signal_group(proc, first)
         proc.wait(timeout=_GRACE)
     except subprocess.TimeoutExpired:
         pass
-    _signal_group(proc, signal.SIGKILL)
-    proc.wait()
+    finally:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
 
 
 def _exit_code(returncode: int) -> int:

@@ -24,8 +24,35 @@ _SCRIPT = click.argument("script", metavar="SCRIPT", type=click.Path(dir_okay=Fa
 _ARGS = click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ENTRYPOINT ARGS]...")
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise render.Terminated()
+_SIGNALS = {"SIGTERM": render.Terminated, "SIGHUP": render.HungUp}
+
+
+def _raise(kind: type[KeyboardInterrupt]):
+    def handler(signum: int, frame: Any) -> None:
+        raise kind()
+
+    return handler
+
+
+def _install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt subclasses, so cleanup runs as on Ctrl-C.
+
+    A signal already ignored (``nohup``) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name, kind in _SIGNALS.items():
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _raise(kind))
+
+
+class _Interrupted(Exception):
+    """Carries a KeyboardInterrupt past click, which would turn it into a bare Abort."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.interrupt = interrupt
 
 
 class RunplzGroup(click.Group):
@@ -33,17 +60,27 @@ class RunplzGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _terminate)
+        _install_signal_handlers()
         try:
             returned = super().main(args, prog_name or "runplz", complete_var, standalone_mode=False, **extra)
             code = returned if isinstance(returned, int) else 0
         except SystemExit:
             raise
+        except _Interrupted as carried:
+            code = render.error(carried.interrupt)
         except BaseException as exc:  # noqa: BLE001 - rendering is the point
             code = render.error(exc)
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except OSError:
+            pass
         sys.exit(code)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # every cleanup below has run by now
+            raise _Interrupted(exc) from exc
 
 
 @click.group(cls=RunplzGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,8 +16,15 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like an interrupt (cleanup runs) but exiting 143."""
 
 
+class HungUp(KeyboardInterrupt):
+    """SIGHUP, handled like an interrupt (cleanup runs) but exiting 129."""
+
+
 def say(message: str) -> None:
-    click.echo(f"runplz: {message}", err=True)
+    try:
+        click.echo(f"runplz: {message}", err=True)
+    except OSError:  # the terminal went away (SIGHUP): the exit code still tells
+        pass
 
 
 def value(result: Any) -> None:
@@ -30,12 +37,18 @@ def error(exc: BaseException) -> int:
     if isinstance(exc, Terminated):
         say("terminated")
         return 143
+    if isinstance(exc, HungUp):
+        say("hung up")
+        return 129
     if isinstance(exc, KeyboardInterrupt):
         say("interrupted")
         return 130
     if isinstance(exc, click.exceptions.Exit):
         return exc.exit_code
     if isinstance(exc, click.Abort):
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            return error(cause)
         say("aborted")
         return 130
     if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from .errors import ConfigError
+from .host import parse_target
 from .validate import show
 
 BACKENDS = ("local", "ssh", "brev", "modal")
@@ -48,8 +49,9 @@ def bind_request(
     if host is not None:
         if backend != "ssh":
             raise ConfigError("host= (--host) is only for the ssh backend")
-        if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host) or host.startswith("-"):
+        if not isinstance(host, str):
             raise ConfigError(f"host must be [user@]HOST[:PORT] or an ssh alias; got {show(host)}")
+        parse_target(host)
     if not isinstance(build, bool):
         raise ConfigError(f"build must be True or False; got {show(build)}")
     if not build and backend != "local":

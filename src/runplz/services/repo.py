@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from ..domain.errors import ConfigError
+
 
 def find_repo_root(script: str, cwd: str | None = None) -> str:
     """The nearest folder above the script holding ``.git``; else the current
@@ -30,3 +32,22 @@ def relative_posix(path: str, root: str) -> str:
 def inside(path: str, root: str) -> bool:
     path, root = os.path.abspath(path), os.path.abspath(root)
     return os.path.commonpath([path, root]) == root
+
+
+def check_outputs_dir(outputs_dir: str, script: str | None, home: str | None = None) -> None:
+    """Refuse an outputs folder whose files could overwrite the user's own: the
+    repo root, a folder above it, or the home folder (real paths compared)."""
+    real = os.path.realpath(os.path.expanduser(outputs_dir))
+    shown = repr(outputs_dir) if real == os.path.abspath(outputs_dir) else f"{outputs_dir!r} ({real})"
+    prefix = f"outputs_dir (--outputs-dir) {shown}"
+    advice = "(use a folder such as ./out)"
+    if script is not None:
+        root = os.path.realpath(find_repo_root(script))
+        if real == root:
+            raise ConfigError(f"{prefix} is the repo root; outputs would overwrite your source {advice}")
+        if os.path.commonpath([real, root]) == real:
+            raise ConfigError(
+                f"{prefix} holds the repo root {root}; outputs would overwrite your source {advice}"
+            )
+    if real == os.path.realpath(home or os.path.expanduser("~")):
+        raise ConfigError(f"{prefix} is your home folder; outputs would overwrite your files {advice}")
