@@ -1,7 +1,7 @@
 """A `ContainerEngine` with no Docker.
 
 Images are kept in memory: ``FROM`` (any registry image, or only ``base_images`` when given, or an image built here),
-``COPY``, ``WORKDIR`` and ``ENV`` are applied to an in-memory file tree; ``RUN``
+``COPY``, ``WORKDIR`` and ``ENV`` are applied to an in-memory file tree (files, links and folders); ``RUN``
 steps are recorded, not executed. A container is a process on this machine
 (through the given `CommandRunner`): the image's files are laid out in a
 folder, and absolute paths in argv, env values and the working dir are mapped
@@ -24,7 +24,16 @@ import attrs
 
 from ..domain.errors import BuildError, CommandTimeout, ContainerError, EngineUnavailable, GpuUnavailable
 from ..ports.command_runner import CommandRunner
-from ..ports.container_engine import BuildRequest, ContainerRun, ContextBytes, ContextFile
+from ..ports.container_engine import (
+    BuildRequest,
+    ContainerRun,
+    ContextBytes,
+    ContextFile,
+    ContextFolder,
+    ContextItem,
+    ContextLink,
+)
+from .build_context import open_regular
 from .subprocess_runner import SubprocessRunner
 
 
@@ -38,6 +47,8 @@ class FakeImage:
     labels: dict[str, str]
     steps: list[str]
     sequence: int
+    links: dict[str, str] = attrs.field(factory=dict)  # container path -> link target
+    folders: set[str] = attrs.field(factory=set)  # container paths of folders copied in
 
 
 def _words(rest: str) -> list[str]:
@@ -47,11 +58,35 @@ def _words(rest: str) -> list[str]:
     return shlex.split(rest)
 
 
-def _content(item: ContextFile | ContextBytes) -> bytes:
+def _entry(item: ContextItem) -> tuple:
+    """("file", bytes, executable), ("link", target) or ("dir",)."""
+    if isinstance(item, ContextFolder):
+        return ("dir",)
+    if isinstance(item, ContextLink):
+        return ("link", item.target)
     if isinstance(item, ContextBytes):
-        return item.data
-    with open(item.source, "rb") as handle:
-        return handle.read()
+        return ("file", item.data, item.executable)
+    assert isinstance(item, ContextFile)
+    with open_regular(item.source, item.arcname) as handle:
+        return ("file", handle.read(), item.executable)
+
+
+@attrs.define
+class _Tree:
+    files: dict[str, tuple[bytes, bool]] = attrs.field(factory=dict)
+    links: dict[str, str] = attrs.field(factory=dict)
+    folders: set[str] = attrs.field(factory=set)
+
+    def put(self, path: str, entry: tuple) -> None:
+        for table in (self.files, self.links):
+            table.pop(path, None)
+        self.folders.discard(path)
+        if entry[0] == "file":
+            self.files[path] = (entry[1], entry[2])
+        elif entry[0] == "link":
+            self.links[path] = entry[1]
+        else:
+            self.folders.add(path)
 
 
 class FakeContainerEngine:
@@ -81,7 +116,7 @@ class FakeContainerEngine:
     def has_image(self, tag: str) -> bool:
         return tag in self.images
 
-    def _copy(self, words: list[str], context: dict[str, tuple[bytes, bool]], files: dict, workdir: str) -> None:
+    def _copy(self, words: list[str], context: dict[str, tuple], tree: _Tree, workdir: str) -> None:
         words = [w for w in words if not w.startswith("--")]
         *sources, dest = words
         if not dest.startswith("/"):
@@ -89,14 +124,18 @@ class FakeContainerEngine:
         for source in sources:
             prefix = source.strip("/")
             matched = False
-            for arcname, value in context.items():
+            for arcname, entry in context.items():
                 if prefix in ("", ".") or arcname.startswith(prefix + "/"):
                     rest = arcname if prefix in ("", ".") else arcname[len(prefix) + 1 :]
-                    files[dest.rstrip("/") + "/" + rest] = value
+                    tree.put(dest.rstrip("/") + "/" + rest, entry)
                     matched = True
                 elif arcname == prefix:
+                    if entry[0] == "dir":
+                        tree.put(dest.rstrip("/") or "/", entry)
+                        matched = True
+                        continue
                     target = dest + os.path.basename(arcname) if dest.endswith("/") else dest
-                    files[target] = value
+                    tree.put(target, entry)
                     matched = True
             if not matched:
                 raise BuildError(f"COPY failed: {source} is not in the build context")
@@ -104,8 +143,8 @@ class FakeContainerEngine:
     def build(self, request: BuildRequest, on_line: Callable[[str], None] | None = None) -> None:
         self.builds.append(request)
         say = on_line or (lambda line: None)
-        context = {item.arcname: (_content(item), item.executable) for item in request.context}
-        files: dict[str, tuple[bytes, bool]] = {}
+        context = {item.arcname: _entry(item) for item in request.context}
+        tree = _Tree()
         workdir, env, steps, labels = "/", {}, [], {}
         for number, line in enumerate(l for l in request.dockerfile.splitlines() if l.strip() and not l.lstrip().startswith("#")):
             keyword, _, rest = line.strip().partition(" ")
@@ -115,12 +154,13 @@ class FakeContainerEngine:
                 ref = rest.split()[0]
                 if ref in self.images:
                     parent = self.images[ref]
-                    files, workdir, env = dict(parent.files), parent.workdir, dict(parent.env)
+                    tree = _Tree(dict(parent.files), dict(parent.links), set(parent.folders))
+                    workdir, env = parent.workdir, dict(parent.env)
                     labels = dict(parent.labels)  # like Docker, an image inherits its parent's labels
                 elif self.base_images is not None and ref not in self.base_images:
                     raise BuildError(f"docker build of {request.tag} failed: pull access denied for {ref}")
             elif keyword in ("COPY", "ADD"):
-                self._copy(_words(rest), context, files, workdir)
+                self._copy(_words(rest), context, tree, workdir)
             elif keyword == "WORKDIR":
                 workdir = rest.strip() if rest.strip().startswith("/") else workdir.rstrip("/") + "/" + rest.strip()
             elif keyword == "ENV":
@@ -130,7 +170,8 @@ class FakeContainerEngine:
                 steps.append(line.strip())
         self._sequence += 1
         self.images[request.tag] = FakeImage(
-            request.tag, request.dockerfile, files, workdir, env, {**labels, **request.labels}, steps, self._sequence
+            request.tag, request.dockerfile, tree.files, workdir, env, {**labels, **request.labels}, steps,
+            self._sequence, tree.links, tree.folders,
         )
 
     def latest_image(self, labels: Mapping[str, str]) -> str | None:
@@ -148,12 +189,17 @@ class FakeContainerEngine:
         if root is None:
             root = tempfile.mkdtemp(prefix="runplz-fake-image-")
             weakref.finalize(self, shutil.rmtree, root, True)
+            for path in sorted(image.folders):
+                os.makedirs(root + path, exist_ok=True)
             for path, (data, executable) in image.files.items():
                 target = root + path
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with open(target, "wb") as handle:
                     handle.write(data)
                 os.chmod(target, 0o755 if executable else 0o644)
+            for path, link in image.links.items():
+                os.makedirs(os.path.dirname(root + path), exist_ok=True)
+                os.symlink(root + link if link.startswith("/") else link, root + path)
             os.makedirs(root + image.workdir, exist_ok=True)
             self._roots[image.tag] = root
         return root

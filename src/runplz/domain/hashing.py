@@ -28,7 +28,16 @@ def digest(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
-def tree_digest(entries: Iterable[FileEntry]) -> str:
-    return digest(
-        *(f"{e.path}\0{int(e.executable)}\0{e.digest}" for e in sorted(entries, key=lambda e: e.path))
-    )
+def tree_digest(
+    entries: Iterable[FileEntry],
+    links: Iterable[tuple[str, str]] = (),
+    folders: Iterable[str] = (),
+) -> str:
+    """One digest for a tree: its files, its links (path, target) and its folders.
+
+    A tree of files alone digests as it always has.
+    """
+    files = (f"{e.path}\0{int(e.executable)}\0{e.digest}" for e in sorted(entries, key=lambda e: e.path))
+    pointers = (f"{path}\0L\0{target}" for path, target in sorted(links))
+    dirs = (f"{path}\0D" for path in sorted(folders))
+    return digest(*files, *pointers, *dirs)

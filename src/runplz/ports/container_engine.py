@@ -8,7 +8,17 @@ import attrs
 
 from ..domain.container_run import ContainerRun, Mount
 
-__all__ = ["BuildRequest", "ContainerEngine", "ContainerRun", "ContextBytes", "ContextFile", "ContextItem", "Mount"]
+__all__ = [
+    "BuildRequest",
+    "ContainerEngine",
+    "ContainerRun",
+    "ContextBytes",
+    "ContextFile",
+    "ContextFolder",
+    "ContextItem",
+    "ContextLink",
+    "Mount",
+]
 
 
 @attrs.frozen
@@ -29,7 +39,22 @@ class ContextBytes:
     executable: bool = False
 
 
-ContextItem = Union[ContextFile, ContextBytes]
+@attrs.frozen
+class ContextLink:
+    """A symbolic link of the build context; ``target`` is its text, never followed."""
+
+    arcname: str
+    target: str
+
+
+@attrs.frozen
+class ContextFolder:
+    """A folder of the build context (so an empty one exists in the image too)."""
+
+    arcname: str
+
+
+ContextItem = Union[ContextFile, ContextBytes, ContextLink, ContextFolder]
 
 
 @attrs.frozen
@@ -48,8 +73,10 @@ class ContainerEngine(Protocol):
     - ``check()`` returns quietly when the engine answers, else raises
       `EngineUnavailable` saying what to do.
     - ``build`` makes ``tag`` from ``dockerfile`` and exactly the ``context``
-      files (arcnames are '/'-separated, relative); files keep their
-      executable bit, everything is readable by every user. ``labels`` are
+      items (arcnames are '/'-separated, relative); files keep their
+      executable bit, everything is readable by every user. A `ContextLink`
+      arrives as a symbolic link with its target text (the target's content
+      is never read), a `ContextFolder` as a folder, even an empty one. ``labels`` are
       set on the image. A failing step raises `BuildError` with the end of the
       log. Build output lines go to ``on_line``.
     - ``has_image(tag)`` is True once ``build`` succeeded for ``tag``.

@@ -35,10 +35,15 @@ def native_steps(
         folder = os.path.join(repo_root, *path.split("/"))
         if not os.path.isdir(folder):
             raise UsageError(f"pip_install_local_dir({path!r}): no such folder in the repo")
-        files = trees.scan(folder)
+        try:
+            selection = trees.select(folder, repo_root=repo_root)
+        except ValueError:
+            raise UsageError(f"pip_install_local_dir({path!r}) lies outside the repo") from None
         if step.editable:
-            files = [f for f in files if f.entry.path in _PACKAGING]
-        parts.append(digest("local", path, str(step.editable), tree_digest(f.entry for f in files)))
+            packaging = [f.entry for f in selection.files if f.entry.path in _PACKAGING]
+            parts.append(digest("local", path, str(step.editable), tree_digest(packaging)))
+        else:
+            parts.append(digest("local", path, str(step.editable), selection.content_digest()))
         steps.append(PipStep((place(path),), None, editable=step.editable))
     return tuple(steps), tuple(parts)
 
