@@ -1,4 +1,9 @@
-"""`PythonEnvBuilder` making real virtual environments (uv when present, else venv + pip)."""
+"""`PythonEnvBuilder` making real virtual environments (uv when present, else venv + pip).
+
+With ``snapshot_editable`` (set by the remote agent), each editable folder is
+first copied to ``<root>/<key[:24]>.src/<step>/`` and installed from there, so
+the venv does not depend on the run folder it came from (run folders get pruned).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import json
 import os
 import shutil
 from typing import Callable
+
+import attrs
 
 from ..domain.errors import BuildError, CommandNotFound
 from ..ports.command_runner import CommandRunner
@@ -20,10 +27,13 @@ def _quiet(line: str) -> None:
 
 
 class VenvBuilder:
-    def __init__(self, runner: CommandRunner, root: str, uv: str | None = None) -> None:
+    def __init__(
+        self, runner: CommandRunner, root: str, uv: str | None = None, snapshot_editable: bool = False
+    ) -> None:
         self._runner = runner
         self._root = root
         self._uv = uv
+        self._snapshot_editable = snapshot_editable
 
     def _python(self, folder: str) -> str:
         return os.path.join(folder, "bin", "python")
@@ -48,6 +58,23 @@ class VenvBuilder:
             return argv + [item for package in step.packages for item in ("-e", package)]
         return argv + list(step.packages)
 
+    def _snapshot(self, request: EnvRequest, sources: str) -> EnvRequest:
+        """The request with each editable folder replaced by its copy under ``sources``."""
+        steps = []
+        for index, step in enumerate(request.steps):
+            if step.editable:
+                copies = []
+                for number, package in enumerate(step.packages):
+                    if not os.path.isdir(package):
+                        copies.append(package)
+                        continue
+                    copy = os.path.join(sources, str(index) if number == 0 else f"{index}-{number}")
+                    shutil.copytree(package, copy, symlinks=True)
+                    copies.append(copy)
+                step = attrs.evolve(step, packages=tuple(copies))
+            steps.append(step)
+        return attrs.evolve(request, steps=tuple(steps))
+
     def _create(self, request: EnvRequest, folder: str, on_line: Callable[[str], None]) -> None:
         if self._uv:
             self._check([self._uv, "venv", "--quiet", "--python", request.python, folder], on_line, "uv venv")
@@ -64,11 +91,16 @@ class VenvBuilder:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if os.path.exists(os.path.join(folder, _READY)):
                 return PythonEnv(self._python(folder), False)
-            shutil.rmtree(folder, ignore_errors=True)
+            sources = folder + ".src"
+            for made in (folder, sources):
+                shutil.rmtree(made, ignore_errors=True)
             try:
+                if self._snapshot_editable:
+                    request = self._snapshot(request, sources)
                 self._create(request, folder, on_line or _quiet)
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                for made in (folder, sources):
+                    shutil.rmtree(made, ignore_errors=True)
                 raise
             with open(os.path.join(folder, _READY), "w", encoding="utf-8") as handle:
                 json.dump({"key": request.key, "python": request.python}, handle)

@@ -14,11 +14,12 @@ def run_dir(run_id: str) -> str:
 
 
 def repo_tree(repo_key: str) -> str:
-    """The uploaded repo: each upload sends only what changed since the last;
-    each run then gets its own copy of it."""
+    """The upload basis of a repo: a mirror of the last run's uploaded code, that the
+    next upload compares against (``agent start`` refreshes it; it is only a cache)."""
     return f"{ROOT}/repos/{repo_key[:24]}"
 
 
+RUNS = f"{ROOT}/runs"
 VENVS = f"{ROOT}/venvs"
 
 
@@ -27,7 +28,17 @@ REPO = "repo"
 OUT = "out"
 CTL = "ctl"
 LOG = "ctl/job.log"
+LIMIT = "ctl/limit"  # the run's time limit in seconds, when it has one
+TIMED_OUT = "ctl/timed_out"  # written when the supervisor stopped the run at its limit
+NOTE = "ctl/note"  # why runplz ended the run itself, when it did
+FETCHED = "ctl/fetched"  # written (by ``agent fetched``) once the outputs came back
+
+# Exit codes of the agent and of the runs it records.
+EXIT_TIMED_OUT = 124
+EXIT_NOSPACE = 28
 
 # Lines the agent prints for the driver to find among other output.
 RESULT_MARK = "@@runplz-result "
 ENV_MARK = "@@runplz-env "
+PENDING_MARK = "@@runplz-pending"  # follow: still running after MAX_SECONDS; follow again
+NOSPACE_MARK = "@@runplz-nospace "  # start: the disk is full; followed by the free KiB

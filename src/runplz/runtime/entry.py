@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -12,13 +13,48 @@ from ..domain.payload import PROTOCOL, Raised, Result, Returned, json_problem
 from ..domain.layout import RESULT_FILE
 
 
+_RESERVE = 256 << 10  # room kept for the result record, in case the job fills the disk
+
+
+def _reserve(path: str) -> None:
+    """Hold some disk for the result record; a job that fills the disk must not lose its own error."""
+    try:
+        with open(path + ".reserve", "wb") as handle:
+            handle.write(b"\0" * _RESERVE)
+    except OSError:
+        pass
+
+
+def _put(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _write(path: str, result: Result) -> None:
     from ..protocol.wire import encode_result
 
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(encode_result(result))
-    os.replace(tmp, path)
+    try:
+        _put(path, encode_result(result))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        if os.path.exists(path + ".reserve"):
+            os.unlink(path + ".reserve")
+        try:
+            _put(path, encode_result(result))
+        except OSError:
+            small = Raised("OSError", f"the result record could not be written: {exc}", "", 1)
+            _put(path, encode_result(Result(result.protocol, result.run_id, small)))
+    finally:
+        if os.path.exists(path + ".reserve"):
+            os.unlink(path + ".reserve")
 
 
 def _raised(exc: BaseException, exit_code: int) -> Raised:
@@ -42,6 +78,7 @@ def call(payload_path: str) -> int:
     from ..loader import load_app
 
     result_path = os.path.join(os.path.dirname(os.path.abspath(payload_path)), RESULT_FILE)
+    _reserve(result_path)
     run_id = "unknown"
     try:
         with open(payload_path, "rb") as handle:

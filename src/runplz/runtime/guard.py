@@ -1,0 +1,71 @@
+"""``agent guard``: a job with a time limit where no supervisor watches it (local
+Docker containers, local native runs). Fit to run as PID 1 (stdlib only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ..domain.remote_layout import EXIT_TIMED_OUT
+from .control import seconds, stop_group
+
+STOP_GRACE = 10.0
+
+
+def guard(limit: float, argv: list[str]) -> int:
+    """Run ``argv`` in its own process group, stdio inherited, passing on TERM, INT
+    and HUP to the group. At ``limit`` seconds (0: none) SIGTERM the group, 10 s
+    grace, SIGKILL, exit 124. Else the child's exit code (128+N for signal N).
+    Reaps every child, so orphans do not pile up as zombies under PID 1."""
+    child = None
+    early: list[int] = []
+
+    def forward(sig: int, _frame: object) -> None:
+        if child is None:
+            early.append(sig)
+            return
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)  # before the child starts: it gets them back at their defaults
+    try:
+        child = subprocess.Popen(argv, start_new_session=True)
+    except OSError as exc:
+        sys.stderr.write(f"runplz: could not start the job: {exc}\n")
+        return 127
+    for sig in early:
+        forward(sig, None)
+    give_up = time.monotonic() + limit if limit > 0 else None
+    while give_up is None or time.monotonic() < give_up:
+        status = _reap(child.pid)
+        if status is not None:
+            child.returncode = code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+        time.sleep(0.1)
+    stop_group(child.pid, STOP_GRACE)
+    while _reap(child.pid) is None:
+        time.sleep(0.05)
+    child.returncode = -signal.SIGKILL
+    sys.stderr.write(f"runplz: the job ran past its time limit of {seconds(limit)}s and was stopped\n")
+    sys.stderr.flush()
+    return EXIT_TIMED_OUT
+
+
+def _reap(pid: int) -> int | None:
+    """Reap every exited child; the wait status of ``pid`` when it was among them."""
+    found = None
+    while True:
+        try:
+            done, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found if found is not None else 0
+        if done == 0:
+            return found
+        if done == pid:
+            found = status

@@ -1,0 +1,91 @@
+"""Deleting old run folders on a box (stdlib only).
+
+The rule, for the run folders under one ``runs/`` folder, touching only those
+owned by this user:
+
+- a run still running (its supervisor is alive) is never touched;
+- a finished run (``ctl/exit_code`` written, supervisor gone) is deleted when
+  it is not among the 10 most recently finished and either its outputs came
+  back (``ctl/fetched``) or it finished more than 14 days ago;
+- a folder with no ``ctl/supervisor.pid`` (an upload that never started, for
+  example after a full disk) is deleted when older than 1 day.
+
+A run whose supervisor died before recording an exit code is first stopped and
+recorded (see `control.orphaned`), and then counts as finished.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import time
+
+from .basis import rmtree
+from .control import alive, orphaned, pid_in
+
+KEEP_FINISHED = 10
+KEEP_DAYS = 14
+KEEP_UNSTARTED_DAYS = 1
+_DAY = 86400.0
+
+
+def prune(runs: str) -> tuple[int, int]:
+    """Delete the run folders the rule allows: how many, and the bytes they held.
+    Does nothing while another prune of ``runs`` is under way."""
+    if not os.path.isdir(runs):
+        return 0, 0
+    with open(os.path.join(runs, ".prune.lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0, 0
+        count = freed = 0
+        for path in doomed(runs, time.time()):
+            size = _size(path)
+            rmtree(path)
+            if not os.path.lexists(path):
+                count, freed = count + 1, freed + size
+    return count, freed
+
+
+def doomed(runs: str, now: float) -> list[str]:
+    """The run folders under ``runs`` that the rule deletes at wall-clock time ``now``."""
+    finished, found = [], []
+    for name in sorted(os.listdir(runs)):
+        path = os.path.join(runs, name)
+        ctl = os.path.join(path, "ctl")
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        supervisor = pid_in(os.path.join(ctl, "supervisor.pid"))
+        if supervisor is None:
+            if now - info.st_mtime > KEEP_UNSTARTED_DAYS * _DAY:
+                found.append(path)
+            continue
+        if alive(supervisor):
+            continue
+        orphaned(ctl)
+        try:
+            finished.append((os.path.getmtime(os.path.join(ctl, "exit_code")), path))
+        except OSError:
+            continue
+    finished.sort(reverse=True)
+    for ended, path in finished[KEEP_FINISHED:]:
+        if os.path.exists(os.path.join(path, "ctl", "fetched")) or now - ended > KEEP_DAYS * _DAY:
+            found.append(path)
+    return found
+
+
+def _size(path: str) -> int:
+    total = 0
+    for folder, dirs, names in os.walk(path):
+        for name in dirs + names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,94 @@
+"""The detached supervisor of a run: runs the job, enforces its time limit even
+with no driver left, records how it ended (stdlib only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+from ..domain.remote_layout import EXIT_TIMED_OUT
+from .control import fill, nospace, reserve, seconds, stop, stop_group, unlink, write
+
+STOP_GRACE = 10.0  # at the limit: SIGTERM, this long, then SIGKILL
+
+
+def detach(ctl: str, spec: dict) -> str:
+    """Fork the supervisor (double fork, own session). Its report: the job's pgid,
+    ``0`` (the job did not start) or ``nospace``."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        try:
+            _supervise(ctl, spec, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as pipe:
+        return pipe.readline().strip()
+
+
+def _supervise(ctl: str, spec: dict, report: int) -> None:
+    env = {**os.environ, **spec.get("env", {})}
+    try:
+        write(os.path.join(ctl, "supervisor.pid"), str(os.getpid()))
+        for name in ("exit_code", "timed_out"):
+            reserve(ctl, name)
+        log = open(os.path.join(ctl, "job.log"), "ab", buffering=0)
+    except OSError as exc:
+        os.write(report, b"nospace\n" if nospace(exc) else b"0\n")
+        return
+    with log:
+        try:
+            job = subprocess.Popen(
+                spec["argv"], cwd=spec.get("cwd"), env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as exc:
+            log.write(f"runplz: could not start the job: {exc}\n".encode())
+            fill(ctl, "exit_code", "127")
+            os.write(report, b"0\n")
+            return
+        try:
+            write(os.path.join(ctl, "pgid"), str(job.pid))
+        except OSError as exc:
+            stop_group(job.pid, 0)
+            job.wait()
+            os.write(report, b"nospace\n" if nospace(exc) else b"0\n")
+            return
+        os.write(report, f"{job.pid}\n".encode())
+        os.close(report)
+        code = _watch(ctl, job, spec.get("limit"))
+    unlink(os.path.join(ctl, ".timed_out"))
+    fill(ctl, "exit_code", str(code))
+
+
+def _watch(ctl: str, job: subprocess.Popen, limit: float | None) -> int:
+    """The job's exit code (128+N for signal N); at ``limit`` seconds a watchdog
+    stops the run like ``kill`` does, writes ``timed_out``: 124."""
+    fired = threading.Event()
+
+    def watchdog() -> None:
+        fired.set()
+        stop(ctl, STOP_GRACE)
+
+    timer = threading.Timer(float(limit), watchdog) if limit else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    code = job.wait()
+    if timer is not None:
+        timer.cancel()
+    if not fired.is_set():
+        return 128 - code if code < 0 else code
+    timer.join()
+    fill(ctl, "timed_out", seconds(limit) + "\n")
+    return EXIT_TIMED_OUT
