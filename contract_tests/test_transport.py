@@ -14,7 +14,7 @@ from runplz.adapters.subprocess_runner import SubprocessRunner
 from runplz.adapters.system_clock import SystemClock
 from runplz.domain.host import parse_target
 
-from .suites.transport import AbstractTransportTests, TransportFixtures, fake_helper
+from .suites.transport import AbstractTransportTests, TransportFixtures, fake_helper, fake_hostile
 
 
 def kill_master(transport: SshTransport) -> None:
@@ -61,6 +61,26 @@ class TestSshTransportToTheNetnsBox(AbstractTransportTests, SshFixtures):
         transport.close()
 
 
+@pytest.mark.real
+class TestSshTransportAsRoot(AbstractTransportTests, SshFixtures):
+    """A root login on the box: hostile outputs can carry device nodes and set-id root files."""
+
+    @pytest.fixture
+    def transport(self, ssh_boxes):
+        transport = SshTransport(SubprocessRunner(), SystemClock(), parse_target("root@" + self.alias))
+        transport.connect(wait=30)
+        yield transport
+        transport.close()
+
+    @pytest.fixture
+    def home(self, ssh_boxes):
+        return "/root"
+
+    @pytest.fixture
+    def devices(self):
+        return True
+
+
 class TestLocalTransport(AbstractTransportTests, TransportFixtures):
     @pytest.fixture
     def transport(self, tmp_path):
@@ -76,6 +96,10 @@ class TestLocalTransport(AbstractTransportTests, TransportFixtures):
     def break_connection(self, transport):
         return transport.close
 
+    @pytest.fixture
+    def devices(self):
+        return os.geteuid() == 0
+
 
 class TestFakeTransport(AbstractTransportTests, TransportFixtures):
     @pytest.fixture
@@ -87,3 +111,11 @@ class TestFakeTransport(AbstractTransportTests, TransportFixtures):
     @pytest.fixture
     def break_connection(self, transport):
         return transport.drop
+
+    @pytest.fixture
+    def devices(self):
+        return True
+
+    @pytest.fixture
+    def make_hostile(self, transport):
+        return lambda folder, devices: fake_hostile(transport, folder, devices)

@@ -74,9 +74,31 @@ class TransportFixtures:
         raise NotImplementedError
 
     @pytest.fixture
-    def spot(self):
-        """A fresh remote folder name per test (targets outlive test sessions)."""
-        return f"contract/{uuid.uuid4().hex[:12]}"
+    def spot(self, transport):
+        """A fresh remote folder per test, removed afterwards (targets outlive test sessions)."""
+        name = f"contract/{uuid.uuid4().hex[:12]}"
+        yield name
+        try:
+            transport.connect(wait=30)
+            transport.run(["rm", "-rf", name])
+        except Exception:
+            pass
+
+    @pytest.fixture
+    def devices(self):
+        """Whether this login may make device nodes (root)."""
+        return False
+
+    @pytest.fixture
+    def make_hostile(self, transport):
+        """Fill a remote folder with what a hostile job leaves in its outputs."""
+
+        def make(folder: str, devices: bool) -> None:
+            argv = ["python3", "-c", HOSTILE_OUTPUTS, folder] + (["devices"] if devices else [])
+            result = transport.run(argv)
+            assert result.exit_code == 0, result.stderr
+
+        return make
 
 
 def helper(*args: str) -> list[str]:
@@ -99,20 +121,68 @@ def make_tree(root):
     (root / "out" / "old.txt").write_text("old")
     (root / "nested" / "out").mkdir()
     (root / "nested" / "out" / "kept.txt").write_text("kept")
+    (root / "alias").symlink_to("top.txt")
+    (root / "nested" / "up").symlink_to("../top.txt")
     return root
 
 
 def listing(root) -> dict[str, tuple]:
+    """Every entry under ``root``: folders, files (content, executable) and links (target)."""
     found = {}
     for folder, dirs, files in os.walk(root):
         rel = os.path.relpath(folder, root)
-        for d in dirs:
-            found[os.path.normpath(os.path.join(rel, d))] = ("dir",)
-        for f in files:
-            path = os.path.join(folder, f)
-            with open(path, "rb") as handle:
-                found[os.path.normpath(os.path.join(rel, f))] = (handle.read(), bool(os.stat(path).st_mode & stat.S_IXUSR))
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            key = os.path.normpath(os.path.join(rel, name))
+            if os.path.islink(path):
+                found[key] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                found[key] = ("dir",)
+            else:
+                with open(path, "rb") as handle:
+                    found[key] = (handle.read(), bool(os.stat(path).st_mode & stat.S_IXUSR))
     return found
+
+
+# Made on the target by ``python3 -c HOSTILE_OUTPUTS DIR [devices]``: what a hostile job leaves in $RUNPLZ_OUT.
+HOSTILE_OUTPUTS = r"""
+import os, sys
+d = sys.argv[1]
+os.makedirs(os.path.join(d, "sub"), exist_ok=True)
+def put(rel, data, mode):
+    path = os.path.join(d, rel)
+    with open(path, "w") as f:
+        f.write(data)
+    os.chmod(path, mode)
+put("setuid", "#!/bin/sh\n", 0o4755)
+put("setgid", "g", 0o2644)
+put("sub/locked", "locked", 0o400)
+put("plain.txt", "plain", 0o644)
+os.symlink("/etc/passwd", os.path.join(d, "abs"))
+os.symlink("../../../../../etc", os.path.join(d, "sub", "climb"))
+os.symlink("plain.txt", os.path.join(d, "ok"))
+os.symlink("../plain.txt", os.path.join(d, "sub", "ok2"))
+os.mkfifo(os.path.join(d, "fifo"))
+if sys.argv[2:] == ["devices"]:
+    os.mknod(os.path.join(d, "blk"), 0o600 | 0o060000, os.makedev(7, 200))
+    os.mknod(os.path.join(d, "chr"), 0o666 | 0o020000, os.makedev(1, 3))
+os.chmod(os.path.join(d, "sub"), 0o777)
+os.chmod(d, 0o777)
+"""
+
+
+def fake_hostile(transport, folder: str, devices: bool) -> None:
+    """The same hostile outputs, in a fake transport's in-memory filesystem."""
+    folder = folder.strip("/")
+    transport.folders.update({folder, f"{folder}/sub"})
+    for rel, data, executable in (("setuid", b"#!/bin/sh\n", True), ("setgid", b"g", False),
+                                  ("sub/locked", b"locked", False), ("plain.txt", b"plain", False)):
+        transport.files[f"{folder}/{rel}"] = (data, executable)
+    transport.links.update({f"{folder}/abs": "/etc/passwd", f"{folder}/sub/climb": "../../../../../etc",
+                            f"{folder}/ok": "plain.txt", f"{folder}/sub/ok2": "../plain.txt"})
+    transport.specials[f"{folder}/fifo"] = "fifo"
+    if devices:
+        transport.specials.update({f"{folder}/blk": "block device", f"{folder}/chr": "character device"})
 
 
 class AbstractTransportTests:
@@ -152,41 +222,49 @@ class AbstractTransportTests:
 
     def test_push_then_pull_round_trips(self, transport, tmp_path, spot):
         source = make_tree(tmp_path / "src")
+        (source / "escape").symlink_to("/etc/hostname")
+        (source / "nested" / "climb").symlink_to("../../outside")
         transport.push(str(source), f"{spot}/a/b")
         back = tmp_path / "back"
         transport.pull(f"{spot}/a/b", str(back))
-        assert listing(back) == listing(source)
+        expected = listing(source)
+        del expected["escape"], expected["nested/climb"]
+        assert listing(back) == expected
 
-    def test_excludes_names_anywhere_and_anchored_paths(self, transport, tmp_path, spot):
+    def test_push_sends_exactly_the_listed_paths(self, transport, tmp_path, spot):
         source = make_tree(tmp_path / "src")
-        transport.push(str(source), f"{spot}/ex", excludes=[".env", "/out"])
+        chosen = ["empty", "nested", "nested/deeper", "nested/deeper/x.bin", "top.txt", "alias", "tool.sh"]
+        transport.push(str(source), f"{spot}/ex", chosen)
         back = tmp_path / "back"
         transport.pull(f"{spot}/ex", str(back))
         got = listing(back)
-        assert ".env" not in got and "nested/.env" not in got
-        assert "out" not in got and "out/old.txt" not in got
-        assert got["nested/out/kept.txt"] == (b"kept", False)
+        assert sorted(got) == sorted(chosen)
+        assert got["alias"] == ("link", "top.txt")
+        assert got["tool.sh"] == (b"#!/bin/sh\necho tool\n", True)
+        assert got["empty"] == ("dir",)
 
-    def test_push_mirrors_deletions(self, transport, tmp_path, spot):
+    def test_files_identical_to_the_basis_are_not_sent(self, transport, tmp_path, spot):
         source = make_tree(tmp_path / "src")
-        transport.push(str(source), f"{spot}/mirror")
-        (source / "top.txt").unlink()
-        (source / "nested" / "deeper" / "x.bin").unlink()
-        transport.push(str(source), f"{spot}/mirror")
-        back = tmp_path / "back"
-        transport.pull(f"{spot}/mirror", str(back))
-        assert listing(back) == listing(source)
-
-    def test_unchanged_files_are_not_sent_again(self, transport, tmp_path, spot):
-        source = make_tree(tmp_path / "src")
-        first = transport.push(str(source), f"{spot}/tree")
+        first = transport.push(str(source), f"{spot}/one")
         assert first >= 3 << 20
         (source / "top.txt").write_text("changed")
-        second = transport.push(str(source), f"{spot}/tree")
+        second = transport.push(str(source), f"{spot}/two", basis=f"{spot}/one")
         assert second < first / 50
         back = tmp_path / "back"
-        transport.pull(f"{spot}/tree", str(back))
+        transport.pull(f"{spot}/two", str(back))
         assert listing(back) == listing(source)
+
+    def test_a_same_size_same_time_edit_is_sent(self, transport, tmp_path, spot):
+        source = make_tree(tmp_path / "src")
+        target = source / "nested" / "deeper" / "x.bin"
+        transport.push(str(source), f"{spot}/one")
+        before = os.stat(target)
+        target.write_bytes(bytes(reversed(range(256))) * 4)
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        transport.push(str(source), f"{spot}/two", basis=f"{spot}/one")
+        back = tmp_path / "back"
+        transport.pull(f"{spot}/two", str(back))
+        assert (back / "nested" / "deeper" / "x.bin").read_bytes() == target.read_bytes()
 
     def test_pull_merges_into_an_existing_folder(self, transport, tmp_path, spot):
         source = tmp_path / "src"
@@ -205,6 +283,32 @@ class AbstractTransportTests:
         with pytest.raises(TransportError) as caught:
             transport.pull(f"{spot}/absent-folder", str(tmp_path / "x"))
         assert transport.name in str(caught.value)
+
+    def test_pull_brings_only_plain_files_folders_and_safe_links(self, transport, tmp_path, spot, make_hostile, devices):
+        transport.push(str(tmp_path), f"{spot}/h", [])
+        make_hostile(f"{spot}/h", devices)
+        local = tmp_path / "out"
+        local.mkdir()
+        os.chmod(local, 0o700)
+        before = os.stat(local)
+        pulled = transport.pull(f"{spot}/h", str(local))
+        after = os.stat(local)
+        assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o700, before.st_uid, before.st_gid)
+        got = listing(local)
+        assert sorted(got) == ["ok", "plain.txt", "setgid", "setuid", "sub", "sub/locked", "sub/ok2"]
+        assert got["ok"] == ("link", "plain.txt") and got["sub/ok2"] == ("link", "../plain.txt")
+        assert got["setuid"] == (b"#!/bin/sh\n", True) and got["sub/locked"] == (b"locked", False)
+        for folder, dirs, files in os.walk(local):
+            for name in dirs + files:
+                info = os.lstat(os.path.join(folder, name))
+                assert info.st_uid == os.getuid() and info.st_gid == os.getgid(), name
+                assert not info.st_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX), name
+                assert stat.S_ISLNK(info.st_mode) or info.st_mode & stat.S_IRUSR and info.st_mode & stat.S_IWUSR, name
+        dropped = dict(pulled.dropped)
+        assert {"abs", "sub/climb", "fifo"} <= set(dropped)
+        assert "outside" in dropped["abs"] and "outside" in dropped["sub/climb"]
+        if devices:
+            assert {"blk", "chr"} <= set(dropped)
 
     def test_a_dropped_connection_is_reported_and_reconnect_works(self, transport, break_connection):
         break_connection()

@@ -3,21 +3,27 @@
 Programs are registered by name as in `FakeCommandRunner`; a missing one is
 exit code 127. ``drop()`` breaks the connection (the next call raises
 `ConnectionLost` until ``connect``); ``unreachable_until`` makes ``connect``
-wait on the clock.
+wait on the clock. The remote filesystem is plain data: ``files`` (path ->
+(content, executable)), ``links`` (path -> target), ``folders`` and
+``specials`` (path -> kind, e.g. "fifo"), which tests may fill directly.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from typing import Callable, Mapping, Sequence
 
 from ..domain.errors import CommandNotFound, ConnectionLost, TransportError, Unreachable
+from ..domain.safe_links import escapes
 from ..ports.clock import Clock
 from ..ports.command_runner import CommandResult, Input
+from ..ports.transport import Pulled
 from .fake_clock import FakeClock
 from .fake_runner import FakeCommandRunner, Program
-from .local_transport import _tree, split_excludes
+from .local_transport import all_paths
+from .output_sink import OutputSink
 
 
 class FakeTransport:
@@ -31,8 +37,10 @@ class FakeTransport:
         self.clock = clock or FakeClock()
         self.runner = FakeCommandRunner(programs, clock=self.clock, environ={})
         self.name = name
-        self.files: dict[str, tuple[bytes, bool]] = {}  # remote path -> (content, executable)
+        self.files: dict[str, tuple[bytes, bool]] = {}
+        self.links: dict[str, str] = {}
         self.folders: set[str] = set()
+        self.specials: dict[str, str] = {}
         self.connections = 0
         self.unreachable_until: float | None = None
         self._connected = False
@@ -80,47 +88,61 @@ class FakeTransport:
     def _norm(path: str) -> str:
         return path.strip("/")
 
-    def _under(self, folder: str) -> list[str]:
-        prefix = self._norm(folder) + "/"
-        return [p for p in self.files if p.startswith(prefix)]
+    def _parents(self, path: str) -> None:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            self.folders.add("/".join(parts[:depth]))
 
-    def push(self, local: str, remote: str, excludes: Sequence[str] = ()) -> int:
+    def push(
+        self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None
+    ) -> int:
         self._require(f"uploading {local}")
-        names, anchored = split_excludes(excludes)
-        files, folders = _tree(local, names, anchored)
         target = self._norm(remote)
-        before = {path[len(target) + 1:]: self.files.pop(path)[0] for path in self._under(target)}
-        self.folders = {f for f in self.folders if not f.startswith(target + "/")}
-        self.folders.add(target)
+        self._parents(target + "/x")
         sent = 0
-        for rel in folders:
-            self.folders.add(f"{target}/{rel}")
-        for rel in files:
-            source = os.path.join(local, rel)
-            with open(source, "rb") as handle:
-                data = handle.read()
-            executable = bool(os.stat(source).st_mode & stat.S_IXUSR)
-            if before.get(rel) != data:
-                sent += len(data)
-            self.files[f"{target}/{rel}"] = (data, executable)
+        for rel in all_paths(local) if paths is None else sorted(paths):
+            source = os.path.join(local, *rel.split("/"))
+            info = os.lstat(source)
+            dest = f"{target}/{rel}"
+            self._parents(dest)
+            if stat.S_ISDIR(info.st_mode):
+                self.folders.add(dest)
+            elif stat.S_ISLNK(info.st_mode):
+                link = os.readlink(source)
+                if not escapes(rel, link):
+                    self.links[dest] = link
+            elif stat.S_ISREG(info.st_mode):
+                with open(source, "rb") as handle:
+                    data = handle.read()
+                known = self.files.get(f"{self._norm(basis)}/{rel}") if basis else None
+                if known is None or known[0] != data:
+                    sent += len(data)
+                self.files[dest] = (data, bool(info.st_mode & stat.S_IXUSR))
         return sent
 
-    def pull(self, remote: str, local: str) -> int:
+    def pull(self, remote: str, local: str) -> Pulled:
         self._require(f"downloading {remote}")
         source = self._norm(remote)
-        if source not in self.folders and not self._under(source):
+        prefix = source + "/"
+        entries: list[tuple[str, str]] = []
+        for kind, table in (("file", self.files), ("link", self.links), ("special", self.specials)):
+            entries += [(p[len(prefix):], kind) for p in table if p.startswith(prefix)]
+        folders = {p[len(prefix):] for p in self.folders if p.startswith(prefix)}
+        for rel, _ in entries:
+            parts = rel.split("/")
+            folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        if source not in self.folders and not entries and not folders:
             raise TransportError(f"downloading {self.name}:{remote} failed: no such folder")
-        os.makedirs(local, exist_ok=True)
-        received = 0
-        for folder in self.folders:
-            if folder.startswith(source + "/"):
-                os.makedirs(os.path.join(local, folder[len(source) + 1:]), exist_ok=True)
-        for path in self._under(source):
-            data, executable = self.files[path]
-            dest = os.path.join(local, path[len(source) + 1:])
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with open(dest, "wb") as handle:
-                handle.write(data)
-            os.chmod(dest, 0o755 if executable else 0o644)
-            received += len(data)
-        return received
+        sink = OutputSink(local)
+        entries += [(rel, "folder") for rel in folders]
+        for rel, kind in sorted(entries, key=lambda e: (e[0].count("/"), e[0])):
+            if kind == "folder":
+                sink.folder(rel)
+            elif kind == "file":
+                data, executable = self.files[prefix + rel]
+                sink.file(rel, io.BytesIO(data), executable)
+            elif kind == "link":
+                sink.link(rel, self.links[prefix + rel])
+            else:
+                sink.drop(rel, "not a regular file")
+        return sink.result()

@@ -9,32 +9,28 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
-from typing import Callable, Sequence
+import stat
+from typing import Callable, Iterator, Sequence
 
 from ..domain.errors import CommandNotFound, ConnectionLost, TransportError
-from ..domain.excludes import excluded
+from ..domain.safe_links import escapes
 from ..ports.command_runner import CommandResult, CommandRunner, Input
+from ..ports.transport import Pulled
+from .output_sink import OutputSink
 
 
-def split_excludes(excludes: Sequence[str]) -> tuple[tuple[str, ...], frozenset[str]]:
-    """rsync-style excludes: names at any depth, and '/'-anchored paths."""
-    names = tuple(p for p in excludes if not p.startswith("/"))
-    anchored = frozenset(p.strip("/") for p in excludes if p.startswith("/"))
-    return names, anchored
-
-
-def _tree(root: str, names: tuple[str, ...], anchored: frozenset[str]) -> tuple[set[str], set[str]]:
-    files, folders = set(), set()
-    for folder, dirs, entries in os.walk(root):
+def walk_entries(root: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry under ``root`` ('/'-separated, folders before what they hold), never following links."""
+    for folder, dirs, names in os.walk(root):
         rel = os.path.relpath(folder, root).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
-        dirs[:] = [d for d in dirs if not excluded(prefix + d, anchored, names)]
-        for d in dirs:
-            folders.add(prefix + d)
-        for entry in entries:
-            if not excluded(prefix + entry, anchored, names):
-                files.add(prefix + entry)
-    return files, folders
+        dirs.sort()
+        for name in sorted(dirs + names):
+            yield prefix + name, os.lstat(os.path.join(folder, name))
+
+
+def all_paths(root: str) -> list[str]:
+    return [rel for rel, _ in walk_entries(root)]
 
 
 class LocalTransport:
@@ -69,38 +65,47 @@ class LocalTransport:
         except CommandNotFound as exc:
             return CommandResult(tuple(argv), 127, "", f"{exc}\n")
 
-    def push(self, local: str, remote: str, excludes: Sequence[str] = ()) -> int:
-        names, anchored = split_excludes(excludes)
+    def push(
+        self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None
+    ) -> int:
         target = self._path(remote)
-        files, folders = _tree(local, names, anchored)
         os.makedirs(target, exist_ok=True)
-        have, have_folders = _tree(target, (), frozenset())
-        for rel in have - files:
-            os.remove(os.path.join(target, rel))
-        for rel in sorted(have_folders - folders, reverse=True):
-            shutil.rmtree(os.path.join(target, rel), ignore_errors=True)
+        chosen = all_paths(local) if paths is None else sorted(paths)
         sent = 0
-        for rel in sorted(folders):
-            os.makedirs(os.path.join(target, rel), exist_ok=True)
-        for rel in sorted(files):
-            source, dest = os.path.join(local, rel), os.path.join(target, rel)
-            if os.path.isfile(dest) and filecmp.cmp(source, dest, shallow=False):
-                shutil.copymode(source, dest)
-                continue
-            shutil.copy2(source, dest)
-            sent += os.path.getsize(dest)
+        for rel in chosen:
+            source = os.path.join(local, *rel.split("/"))
+            dest = os.path.join(target, *rel.split("/"))
+            info = os.lstat(source)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if stat.S_ISDIR(info.st_mode):
+                os.makedirs(dest, exist_ok=True)
+            elif stat.S_ISLNK(info.st_mode):
+                link = os.readlink(source)
+                if not escapes(rel, link):
+                    os.symlink(link, dest)
+            elif stat.S_ISREG(info.st_mode):
+                known = os.path.join(self._path(basis), *rel.split("/")) if basis else None
+                same = known is not None and os.path.isfile(known) and not os.path.islink(known) and filecmp.cmp(source, known, shallow=False)
+                shutil.copyfile(known if same else source, dest)
+                os.chmod(dest, 0o755 if info.st_mode & stat.S_IXUSR else 0o644)
+                if not same:
+                    sent += info.st_size
         return sent
 
-    def pull(self, remote: str, local: str) -> int:
+    def pull(self, remote: str, local: str) -> Pulled:
         source = self._path(remote)
-        if not os.path.isdir(source):
+        if not os.path.isdir(source) or os.path.islink(source):
             raise TransportError(f"downloading {self.name}:{remote} failed: no such folder")
-        files, folders = _tree(source, (), frozenset())
-        os.makedirs(local, exist_ok=True)
-        received = 0
-        for rel in sorted(folders):
-            os.makedirs(os.path.join(local, rel), exist_ok=True)
-        for rel in sorted(files):
-            shutil.copy2(os.path.join(source, rel), os.path.join(local, rel))
-            received += os.path.getsize(os.path.join(local, rel))
-        return received
+        sink = OutputSink(local)
+        for rel, info in walk_entries(source):
+            path = os.path.join(source, *rel.split("/"))
+            if stat.S_ISDIR(info.st_mode):
+                sink.folder(rel)
+            elif stat.S_ISLNK(info.st_mode):
+                sink.link(rel, os.readlink(path))
+            elif stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as handle:
+                    sink.file(rel, handle, bool(info.st_mode & stat.S_IXUSR))
+            else:
+                sink.drop(rel, "not a regular file")
+        return sink.result()

@@ -3,23 +3,39 @@
 The master has its own ControlPath in a private temp folder (never the
 user's shared one). Every later ssh and rsync call goes through it; if the
 master is gone they fail fast (``ProxyCommand=false``) instead of quietly
-opening a connection of their own.
+opening a connection of their own. The master ends itself after
+`PERSIST_SECONDS` without a session, so a driver killed with -9 leaves no
+connection behind for long; the next transport sweeps its empty folder.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import posixpath
 import re
 import shlex
 import shutil
+import socket
 import tempfile
+import time
 from typing import Callable, Sequence
 
-from ..domain.errors import CommandNotFound, CommandTimeout, ConnectionLost, TransportError, Unreachable
+from ..domain.errors import (
+    CommandNotFound,
+    CommandTimeout,
+    ConnectionLost,
+    NoSpaceLeft,
+    TransportError,
+    Unreachable,
+)
 from ..domain.host import SshTarget
 from ..ports.clock import Clock
 from ..ports.command_runner import CommandResult, CommandRunner, Input
+from ..ports.transport import Pulled
 
+PERSIST_SECONDS = 30
+_PREFIX = "runplz-ssh-"
 _FATAL = (
     "permission denied",
     "host key verification failed",
@@ -29,6 +45,22 @@ _FATAL = (
     "bad configuration option",
     "too many authentication failures",
 )
+# ssh's own usage and config errors: final, wherever they appear in its output.
+_USAGE = (
+    "usage: ssh",
+    "illegal option",
+    "unknown option",
+    "invalid option",
+    "bad port",
+    "no argument after keyword",
+    "missing argument",
+    "garbage at end of line",
+    "terminating, ",
+)
+_NO_SPACE = "no space left on device"
+_UNSAFE = re.compile(r'^ignoring unsafe symlink "(.*)" -> "(.*)"$')
+_NONREG = re.compile(r'^skipping non-regular file "(.*)"$')
+_UNREADABLE = re.compile(r'^rsync: \[sender\] send_files failed to open "(.*)": (.*)$')
 _RSYNC_EXIT = {
     1: "syntax or usage error",
     2: "protocol incompatibility",
@@ -47,6 +79,28 @@ _RSYNC_EXIT = {
 def _last(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def _sweep(folder: str, older_than: float = 120.0) -> None:
+    """Remove this user's master folders whose master is gone (a driver killed with -9)."""
+    now = time.time()
+    for path in glob.glob(os.path.join(folder, _PREFIX + "*")):
+        try:
+            info = os.lstat(path)
+            if info.st_uid != os.getuid() or now - info.st_mtime < older_than:
+                continue
+            socket_path = os.path.join(path, "master")
+            if os.path.exists(socket_path):
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.settimeout(1)
+                    try:
+                        probe.connect(socket_path)
+                        continue  # a live master
+                    except OSError:
+                        pass
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _bytes(stats: str, label: str) -> int:
@@ -75,7 +129,8 @@ class SshTransport:
     @property
     def control_path(self) -> str:
         if self._folder is None:
-            self._folder = tempfile.mkdtemp(prefix="runplz-ssh-")
+            _sweep(tempfile.gettempdir())
+            self._folder = tempfile.mkdtemp(prefix=_PREFIX)
         return os.path.join(self._folder, "master")
 
     def _options(self, master: bool = False) -> list[str]:
@@ -87,7 +142,7 @@ class SshTransport:
             "-o", "ServerAliveCountMax=3",
         ]
         if master:
-            options += ["-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-o", "ConnectTimeout=15"]
+            options += ["-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST_SECONDS}", "-o", "ConnectTimeout=15"]
         else:
             options += ["-o", "ControlMaster=no", "-o", "ProxyCommand=false"]
         if self._target.port:
@@ -114,8 +169,11 @@ class SshTransport:
             if result.exit_code == 0:
                 return
             reason = _last(result.stderr) or f"ssh exited {result.exit_code}"
-            if any(text in reason.lower() for text in _FATAL):
-                raise TransportError(f"ssh to {self.name} failed: {reason}")
+            found = next((line for line in result.stderr.splitlines() if any(t in line.lower() for t in _USAGE)), None)
+            if found is None and any(text in reason.lower() for text in _FATAL):
+                found = reason
+            if found is not None:
+                raise TransportError(f"ssh to {self.name} failed: {found.strip()}")
             left = deadline - self._clock.monotonic()
             if left <= 0:
                 raise Unreachable(f"{self.name} did not answer ssh within {wait:g}s: {reason}")
@@ -164,37 +222,73 @@ class SshTransport:
         host = self._target.host
         return f"[{host}]:{path}" if ":" in host else f"{host}:{path}"
 
-    def _rsync_call(self, argv: list[str], what: str) -> CommandResult:
+    def _rsync_call(
+        self, argv: list[str], what: str, data: bytes | None = None, partial_ok: bool = False
+    ) -> CommandResult:
         try:
-            result = self._call(argv, timeout=None)
+            result = self._call(argv, timeout=None, input=data)
         except CommandTimeout:
             raise TransportError(f"{what} timed out") from None
-        if result.exit_code == 0:
+        if result.exit_code == 0 or (partial_ok and result.exit_code in (23, 24)):
             return result
         if result.exit_code in (255, 12, 10):
             self._lost_or(result, what)
+        text = result.stderr + result.stdout
         reason = _last(result.stderr) or _RSYNC_EXIT.get(result.exit_code, "")
-        if "command not found" in result.stderr:
-            reason = f"rsync is not installed on {self.name}"
+        if "command not found" in text:
+            reason = f"rsync is not installed on {self.name} (install the rsync package there)"
+        elif _NO_SPACE in text.lower():
+            raise NoSpaceLeft(f"{what} failed: no space left on {self.name}")
+        elif "protocol" in text.lower() and result.exit_code in (2, 12):
+            reason += (
+                f"; does {self.name} print text for non-interactive logins (a banner in "
+                "~/.bashrc)? rsync cannot work through that"
+            )
         raise TransportError(f"{what} failed (rsync exit {result.exit_code}): {reason}")
 
-    def push(self, local: str, remote: str, excludes: Sequence[str] = ()) -> int:
+    def push(
+        self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None
+    ) -> int:
         remote = remote.rstrip("/")
         argv = [
-            self._rsync, "-a", "--delete", "--delete-excluded", "--stats",
+            self._rsync, "-lptc", "--safe-links", "--no-devices", "--no-specials", "--stats",
             "-e", self._ssh_command(),
             f"--rsync-path=mkdir -p {shlex.quote(remote)} && rsync",
         ]
-        argv += [f"--exclude={pattern}" for pattern in excludes]
+        if basis:
+            argv.append(f"--copy-dest={basis if basis.startswith('/') else posixpath.relpath(basis, remote)}")
+        data = None
+        if paths is None:
+            argv.append("-r")
+        else:
+            argv += ["--from0", "--files-from=-"]
+            data = b"".join(path.encode("utf-8", "surrogateescape") + b"\0" for path in paths)
         argv += [local.rstrip("/") + "/", self._remote(remote + "/")]
-        result = self._rsync_call(argv, f"uploading {local} to {self.name}:{remote}")
+        result = self._rsync_call(argv, f"uploading {local} to {self.name}:{remote}", data)
         return _bytes(result.stdout, "Total bytes sent")
 
-    def pull(self, remote: str, local: str) -> int:
+    def pull(self, remote: str, local: str) -> Pulled:
         os.makedirs(local, exist_ok=True)
         argv = [
-            self._rsync, "-a", "--checksum", "--stats", "-e", self._ssh_command(),
+            self._rsync, "-rltcv", "-O", "--safe-links", "-E", "--no-perms", "--no-owner", "--no-group",
+            "--no-devices", "--no-specials", "--chmod=Du+rwx,Fu+rw", "--stats", "-e", self._ssh_command(),
             self._remote(remote.rstrip("/") + "/"), local.rstrip("/") + "/",
         ]
-        result = self._rsync_call(argv, f"downloading {self.name}:{remote}")
-        return _bytes(result.stdout, "Total bytes received")
+        what = f"downloading {self.name}:{remote}"
+        result = self._rsync_call(argv, what, partial_ok=True)
+        if result.exit_code != 0 and "change_dir" in result.stderr:
+            raise TransportError(f"{what} failed: {_last(result.stderr)}")
+        dropped = []
+        root = remote.rstrip("/") + "/"
+        for line in (result.stdout + result.stderr).splitlines():
+            line = line.strip()
+            unsafe, special, unreadable = _UNSAFE.match(line), _NONREG.match(line), _UNREADABLE.match(line)
+            if unsafe:
+                dropped.append((unsafe.group(1), "a link that points outside the outputs"))
+            elif special:
+                dropped.append((special.group(1), "not a regular file"))
+            elif unreadable:
+                path = unreadable.group(1)
+                path = path.split("/" + root, 1)[-1] if ("/" + root) in path else path
+                dropped.append((path, f"could not be read on {self.name}: {unreadable.group(2)}"))
+        return Pulled(_bytes(result.stdout, "Total bytes received"), tuple(dropped))

@@ -56,6 +56,10 @@ class ConnectionLost(TransportError):
     """The connection broke while a command ran."""
 
 
+class NoSpaceLeft(TransportError):
+    """The target's disk is full; the message says how much is free where."""
+
+
 class EngineUnavailable(RunplzError):
     """The container engine (Docker) is not installed or not answering."""
 
