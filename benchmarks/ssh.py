@@ -75,6 +75,33 @@ def floor(host: str, repo: str, job: str, runs: int) -> float:
     return statistics.median(samples)
 
 
+def upload_check_cost(host: str, runs: int) -> list[tuple[str, str, str, str]]:
+    """An unchanged re-upload by size and time (rsync's quick check) against the
+    exact content comparison runplz makes (-c), for a small and a large repo."""
+    rows = []
+    for label, files, size in (("50 files, 390 KB", 50, 8000), ("64 files, 256 MB", 64, 4 << 20)):
+        repo = tempfile.mkdtemp(prefix="runplz-bench-check-")
+        for index in range(files):
+            with open(os.path.join(repo, f"f{index:03d}.bin"), "wb") as handle:
+                handle.write(os.urandom(size))
+        target = f"bench-check-{os.getpid()}"
+        base = ["rsync", "-lpt", "-r", f"--rsync-path=mkdir -p {target} && rsync", f"{repo}/", f"{host}:{target}/"]
+        subprocess.run(base, check=True, capture_output=True)
+        figures = []
+        for extra in ([], ["-c"]):
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                subprocess.run(base[:1] + extra + base[1:], check=True, capture_output=True)
+                samples.append(time.perf_counter() - started)
+            figures.append(statistics.median(samples))
+        subprocess.run(["ssh", "-T", host, f"rm -rf {target}"], capture_output=True)
+        shutil.rmtree(repo, ignore_errors=True)
+        quick, exact = figures
+        rows.append((label, f"{quick * 1000:.0f} ms", f"{exact * 1000:.0f} ms", f"+{(exact - quick) * 1000:.0f} ms"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", help="an ssh target you own (default: a throwaway loopback sshd, as root)")
@@ -139,6 +166,7 @@ def main() -> None:
                 f"{statistics.median(uploads):.0f} B of {size / 1024:.0f} KB ({100 * statistics.median(uploads) / size:.2f}%)",
             ))
             shutil.rmtree(repo, ignore_errors=True)
+        checks = upload_check_cost(host, options.runs)
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
@@ -149,6 +177,11 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
     print(f"\n{options.runs} runs each over loopback ssh; goals: <= 1.5x the floor, 1 connection, upload <= 1% of the repo")
+    print("\nThe exact upload check (unchanged re-upload, fresh connections, medians):\n")
+    print("| repo | size+time (quick check) | content (-c, what runplz does) | cost |")
+    print("|---|---|---|---|")
+    for row in checks:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from runplz.adapters.fake_transport import FakeTransport
 from runplz.adapters.job_output import RecordingJobOutput
 from runplz.domain.errors import Unreachable
 from runplz.domain.remote_layout import RESULT_MARK
-from runplz.services.remote_run import PastDeadline, RemoteJob, RemoteJobs
+from runplz.services.remote_run import PENDING_MARK, PastDeadline, RemoteJob, RemoteJobs
 
-JOB = RemoteJob("runs/r1", ("python3", "job"), "/home/u", {}, "{}", "repos/x")
+JOB = RemoteJob("runs/r1", ("python3", "job"), "/home/u", {}, "{}")
 LOG = b"tick 0\ntick 1\rprogress\ntick 2\n"
 
 
@@ -51,6 +51,30 @@ def test_resumes_from_the_byte_it_stopped_at_after_each_drop():
     assert output.data == LOG
     assert transport.connections == 3
     assert sum("lost the connection" in w for w in console.warnings) == 2
+    for warning in console.warnings:
+        assert warning.count("lost the connection") == 1, warning
+        assert "()" not in warning and ": )" not in warning, warning
+
+
+def test_a_bounded_follow_that_comes_back_pending_is_asked_again():
+    transport = FakeTransport()
+    calls = []
+
+    def program(inv) -> int:
+        calls.append(int(inv.argv[5]))
+        if len(calls) < 3:
+            inv.out("x", end="")
+            inv.err(PENDING_MARK)
+            return 0
+        inv.err(RESULT_MARK + json.dumps({"exit_code": 0, "result": None, "timed_out": True, "note": None}))
+        return 0
+
+    transport.runner.program("python3", program)
+    transport.connect()
+    follower, console, output = jobs(transport)
+    finished = follower.follow(JOB, deadline=None)
+    assert calls == [0, 1, 2] and output.data == b"xx"
+    assert finished.timed_out and not console.warnings
 
 
 def test_deadline_stops_following():

@@ -74,6 +74,17 @@ class Boxes:
             argv += ["-l", user]
         return subprocess.run([*argv, alias, *command], capture_output=True, text=True, timeout=60)
 
+    def add_user(self, name: str) -> str:
+        """Another login on the boxes (same key), made if missing; returns its home."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+            subprocess.run(["usermod", "-p", "*", name], check=True)
+            entry = pwd.getpwnam(name)
+        shutil.copyfile(os.path.join(self.workdir, "authorized", USER), os.path.join(self.workdir, "authorized", name))
+        return entry.pw_dir
+
     def stop(self) -> None:
         for box in (self.near, self.far):
             if box is None:

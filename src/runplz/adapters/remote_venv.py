@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from ..domain.errors import BuildError
+from ..domain.errors import BuildError, NoSpaceLeft
 from ..domain.remote_layout import ENV_MARK, VENVS
 from ..ports.python_env import EnvRequest, PythonEnv
 from ..ports.transport import Transport
@@ -52,5 +52,12 @@ class RemoteVenvBuilder:
         take(b"\n")
         if "python" in answer:
             return PythonEnv(answer["python"], bool(answer.get("created")))
+        if answer.get("nospace"):
+            free = answer.get("free_kb")
+            free_text = f"{int(free) // 1024} MB" if isinstance(free, int) else "almost nothing"
+            raise NoSpaceLeft(
+                f"no space left on {self._transport.name} ({free_text} free in ~/.runplz) while making "
+                "the environment"
+            )
         reason = answer.get("error") or result.stderr.strip()[-2000:] or f"exit {result.exit_code}"
         raise BuildError(f"making the environment on {self._transport.name} failed: {reason}")

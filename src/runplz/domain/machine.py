@@ -10,6 +10,9 @@ from .spec import FunctionSpec
 
 _MARK = "@@runplz:"
 
+# Free KiB on the file system holding ~/.runplz (or the home folder before it exists).
+FREE_KB = "{ df -Pk .runplz 2>/dev/null || df -Pk .; } | awk 'NR==2 {print $4}'"
+
 
 @attrs.frozen
 class Gpu:
@@ -29,6 +32,12 @@ class Machine:
     docker: bool = False
     nvidia_runtime: bool = False
     facts: tuple[tuple[str, str], ...] = ()  # answers to extra checks, by name
+    free_kb: int | None = None  # free space where runplz keeps its folders
+    banner: str = ""  # what the login printed before the probe's own output
+
+    @property
+    def free_mb(self) -> int | None:
+        return None if self.free_kb is None else self.free_kb // 1024
 
     def fact(self, name: str) -> str:
         return dict(self.facts).get(name, "")
@@ -42,6 +51,7 @@ def probe_script(checks: dict[str, str] | None = None) -> str:
         "mem_kb": "awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null",
         "ids": "echo \"$(id -u) $(id -g)\"",
         "home": "pwd",
+        "free_kb": FREE_KB,
         "python": "python3 -c 'import platform; print(platform.python_version())' 2>/dev/null",
         "docker": "docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && echo ok",
         "nvidia_runtime": (
@@ -71,12 +81,15 @@ def _int(text: str) -> int | None:
 def parse_probe(output: str) -> Machine:
     sections: dict[str, list[str]] = {}
     current = None
+    before: list[str] = []
     for line in output.splitlines():
         if line.startswith(_MARK):
             current = line[len(_MARK):]
             sections[current] = []
         elif current is not None:
             sections[current].append(line)
+        else:
+            before.append(line)
 
     def text(name: str) -> str:
         return "\n".join(sections.get(name, [])).strip()
@@ -101,6 +114,20 @@ def parse_probe(output: str) -> Machine:
         docker=text("docker") == "ok",
         nvidia_runtime=text("nvidia_runtime") == "yes",
         facts=tuple((name[len("check."):], text(name)) for name in sections if name.startswith("check.")),
+        free_kb=_int(text("free_kb")),
+        banner="\n".join(before).strip(),
+    )
+
+
+def banner_problem(machine: Machine, where: str) -> str | None:
+    """Text printed by a non-interactive login breaks rsync ("protocol incompatibility")."""
+    if not machine.banner:
+        return None
+    first = machine.banner.splitlines()[0][:60]
+    return (
+        f"{where} prints text for non-interactive logins ({first!r}), which breaks rsync; "
+        "make its shell startup files quiet when not interactive (e.g. put "
+        "`[ -z \"$PS1\" ] && return` at the top of ~/.bashrc)"
     )
 
 

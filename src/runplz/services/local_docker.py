@@ -14,7 +14,7 @@ from ..ports.console import Console
 from ..ports.container_engine import ContainerEngine, ContainerRun, Mount
 from .images import ImageBuilder
 from .repo import find_repo_root, inside, relative_posix
-from .runs import RunDir, dispatch_for, new_run_id
+from .runs import BACKUP_SECONDS, EXIT_TIMED_OUT, RunDir, dispatch_for, guarded, new_run_id
 from .settings import LocalSettings
 
 
@@ -58,7 +58,7 @@ class LocalDockerBackend:
             run_dir.write(dispatch_for(call, repo_root, run))
             container = ContainerRun(
                 image=tag,
-                argv=("python3", f"{BUNDLE_DIR}/{BOOT_SCRIPT}", f"{RUN_DIR}/{PAYLOAD_FILE}"),
+                argv=guarded("python3", f"{BUNDLE_DIR}/{BOOT_SCRIPT}", f"{RUN_DIR}/{PAYLOAD_FILE}", spec.timeout),
                 name=container_name(call.app, spec.name, run),
                 env=env,
                 mounts=(Mount(outputs, OUT_DIR), Mount(run_dir.path, RUN_DIR)),
@@ -66,16 +66,18 @@ class LocalDockerBackend:
                 user=f"{settings.uid}:{settings.gid}",
                 gpus=gpus.flag,
                 labels={"runplz.app": call.app, "runplz.function": spec.name, "runplz.run": run},
-                timeout=spec.timeout,
+                timeout=spec.timeout + BACKUP_SECONDS,
             )
             self._console.info(f"running {spec.name} in {tag} (run {run})")
             started = self._clock.monotonic()
             try:
                 exit_code = self._engine.run(container)
             except CommandTimeout:
+                exit_code = EXIT_TIMED_OUT
+            if exit_code == EXIT_TIMED_OUT and run_dir.result() is None:
                 raise RunTimeout(
                     f"{spec.name} ran past its timeout of {spec.timeout}s and was stopped"
-                ) from None
+                )
             self._console.info(
                 f"{spec.name} finished with exit code {exit_code} "
                 f"in {self._clock.monotonic() - started:.1f}s"

@@ -16,7 +16,7 @@ from ..ports.python_env import EnvRequest, PythonEnvBuilder
 from .bundle import RuntimeBundle
 from .native_steps import ensure_env, native_steps
 from .repo import find_repo_root
-from .runs import RunDir, dispatch_for, new_run_id
+from .runs import BACKUP_SECONDS, EXIT_TIMED_OUT, RunDir, dispatch_for, guarded, new_run_id
 from .settings import LocalSettings
 from .tree import TreeScanner
 
@@ -67,18 +67,21 @@ class LocalNativeBackend:
             started = self._clock.monotonic()
             try:
                 result = self._runner.run(
-                    [python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload],
+                    list(guarded(python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload, spec.timeout)),
                     cwd=repo_root,
                     env=env,
-                    timeout=spec.timeout,
+                    timeout=spec.timeout + BACKUP_SECONDS,
                     inherit=True,
                 )
+                exit_code = result.exit_code
             except CommandTimeout:
+                exit_code = EXIT_TIMED_OUT
+            if exit_code == EXIT_TIMED_OUT and run_dir.result() is None:
                 raise RunTimeout(
                     f"{spec.name} ran past its timeout of {spec.timeout}s and was stopped"
-                ) from None
+                )
             self._console.info(
-                f"{spec.name} finished with exit code {result.exit_code} "
+                f"{spec.name} finished with exit code {exit_code} "
                 f"in {self._clock.monotonic() - started:.1f}s"
             )
-            return run_dir.settle(result.exit_code, run)
+            return run_dir.settle(exit_code, run)

@@ -8,13 +8,17 @@ from typing import Mapping
 
 import attrs
 
-from ..domain.errors import CommandTimeout, ConnectionLost, TransportError
+from ..domain.errors import CommandTimeout, ConnectionLost, NoSpaceLeft, TransportError
 from ..domain.layout import BOOT_SCRIPT
-from ..domain.remote_layout import OUT, RESULT_MARK
+from ..domain.remote_layout import NOSPACE_MARK, OUT, PENDING_MARK, RESULT_MARK
 from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.job_output import JobOutput
 from ..ports.transport import Transport
+
+# How long one `agent follow` call may stream before the driver asks again:
+# it bounds how long a dead driver's session (and so its ssh master) lives on.
+FOLLOW_SECONDS = 30
 
 
 @attrs.frozen
@@ -24,18 +28,28 @@ class RemoteJob:
     cwd: str
     env: Mapping[str, str]
     payload: str
-    repo_from: str
     container: str | None = None
+    limit: float | None = None  # seconds; the box stops the job on its own after this
+    basis: tuple[str, str] | None = None  # (the run's repo, the upload basis to refresh from it)
 
 
 @attrs.frozen
 class Finished:
     exit_code: int
     result: str | None  # the result record's text, if the job wrote one
+    timed_out: bool = False  # the box's watchdog stopped it
+    note: str | None = None  # what the box has to say about how it ended
 
 
 class PastDeadline(Exception):
     """The run went past the time it was allowed."""
+
+
+def _marked(text: str, mark: str) -> str | None:
+    for line in text.splitlines():
+        if line.startswith(mark):
+            return line[len(mark):].strip()
+    return None
 
 
 class RemoteJobs:
@@ -61,13 +75,20 @@ class RemoteJobs:
     def start(self, job: RemoteJob) -> None:
         spec = {
             "argv": list(job.argv), "cwd": job.cwd, "env": dict(job.env), "payload": job.payload,
-            "repo_from": job.repo_from, "container": job.container,
+            "container": job.container, "limit": job.limit, "basis": list(job.basis) if job.basis else None,
         }
         result = self._transport.run(self._agent("start", job.run_dir), input=json.dumps(spec).encode())
-        if result.exit_code != 0:
-            raise TransportError(
-                f"starting the job on {self._transport.name} failed: {result.stderr.strip()[-500:]}"
+        if result.exit_code == 0:
+            return
+        free = _marked(result.stderr, NOSPACE_MARK)
+        if free is not None:
+            raise NoSpaceLeft(
+                f"no space left on {self._transport.name} ({int(free or 0) // 1024} MB free in ~/.runplz) "
+                "while starting the job"
             )
+        raise TransportError(
+            f"starting the job on {self._transport.name} failed: {result.stderr.strip()[-500:]}"
+        )
 
     def follow(self, job: RemoteJob, deadline: float | None) -> Finished:
         """Stream the job's log until it ends; reconnect when the connection drops."""
@@ -86,31 +107,43 @@ class RemoteJobs:
                     raise PastDeadline()
             try:
                 result = self._transport.run(
-                    self._agent("follow", job.run_dir, str(offset)), on_output=take, timeout=timeout
+                    self._agent("follow", job.run_dir, str(offset), str(FOLLOW_SECONDS)),
+                    on_output=take, timeout=timeout,
                 )
             except CommandTimeout:
                 raise PastDeadline() from None
             except ConnectionLost as exc:
-                self._reconnect(exc)
+                self._reconnect(str(exc))
                 continue
-            for line in result.stderr.splitlines():
-                if line.startswith(RESULT_MARK):
-                    record = json.loads(line[len(RESULT_MARK):])
-                    return Finished(int(record["exit_code"]), record.get("result"))
+            record = _marked(result.stderr, RESULT_MARK)
+            if record is not None:
+                data = json.loads(record)
+                return Finished(
+                    int(data["exit_code"]), data.get("result"), bool(data.get("timed_out")), data.get("note")
+                )
+            if _marked(result.stderr, PENDING_MARK) is not None:
+                continue
             if result.exit_code == 255:
-                self._reconnect(ConnectionLost(result.stderr.strip()))
+                self._reconnect(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
                 continue
             raise TransportError(
                 f"following the job on {self._transport.name} failed: {result.stderr.strip()[-500:]}"
             )
 
-    def _reconnect(self, exc: Exception) -> None:
+    def _reconnect(self, reason: str) -> None:
+        """One warning per outage, however many tries it takes to get back."""
+        where = self._transport.name
+        prefix = f"lost the connection to {where}"
+        reason = reason.strip()
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].lstrip(" :")
+        reason = reason or "the connection dropped"
         self._console.warn(
-            f"lost the connection to {self._transport.name} ({exc}); the job keeps running there. "
+            f"{prefix} ({reason}); the job keeps running there. "
             f"Reconnecting (waiting up to {self._ready_wait:g}s)"
         )
         self._transport.connect(wait=self._ready_wait)
-        self._console.info(f"reconnected to {self._transport.name}; resuming the log")
+        self._console.info(f"reconnected to {where}; resuming the log")
 
     def stop(self, job: RemoteJob) -> None:
         """Kill this run's process group (and container) only."""
@@ -121,5 +154,28 @@ class RemoteJobs:
             self._console.warn(f"could not stop the run on {self._transport.name}: {exc}")
 
     def fetch_outputs(self, job: RemoteJob, local: str) -> int:
+        """Bring the run's outputs home and say what was left behind. When everything
+        readable came back, the box may free the run's code and outputs."""
         self._transport.connect(wait=min(self._ready_wait, 60))
-        return self._transport.pull(f"{job.run_dir}/{OUT}", local)
+        pulled = self._transport.pull(f"{job.run_dir}/{OUT}", local)
+        for path, why in pulled.dropped:
+            self._console.warn(f"left {path} of the outputs on {self._transport.name}: {why}")
+        if any(why.startswith("could not be read") for _, why in pulled.dropped):
+            return pulled.received
+        try:
+            self._transport.run(self._agent("fetched", job.run_dir), timeout=120)
+        except TransportError:
+            pass  # only pruning waits on the mark
+        return pulled.received
+
+    def prune(self, runs: str) -> str:
+        """Apply the box's pruning rule to ``runs``; what it freed, in its words."""
+        result = self._transport.run(self._agent("prune", runs), timeout=300)
+        return result.stdout.strip()
+
+    def discard(self, run_dir: str) -> None:
+        """Remove a run folder that never started (a failed upload)."""
+        try:
+            self._transport.run(["rm", "-rf", run_dir], timeout=300)
+        except TransportError:
+            pass

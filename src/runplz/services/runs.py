@@ -11,11 +11,23 @@ from .. import __version__
 from ..domain.call import FunctionCall
 from ..domain.errors import ProtocolError, RemoteError
 from ..domain.layout import PAYLOAD_FILE, RESULT_FILE
+from ..domain.remote_layout import EXIT_TIMED_OUT
 from ..domain.naming import run_id
 from ..domain.payload import PROTOCOL, Dispatch, Result, settle
 from ..ports.clock import Clock
 from ..protocol.wire import decode_result, encode_dispatch
 from .repo import relative_posix
+
+
+# The job's own guard stops it at its time limit, driver or no driver; the
+# driver's timeout is only a backup, this much later.
+BACKUP_SECONDS = 30
+
+
+def guarded(python: str, boot: str, payload: str, limit: float) -> tuple[str, ...]:
+    """The job's command under the shipped agent's guard: stopped at ``limit``
+    seconds even when the driver is gone."""
+    return (python, boot, "agent", "guard", f"{float(limit):g}", python, boot, payload)
 
 
 def new_run_id(clock: Clock) -> str:

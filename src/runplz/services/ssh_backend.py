@@ -1,8 +1,10 @@
 """The ssh backend: run a function on a box the user owns.
 
-One connection per run. The job runs detached on the box (it survives a
-dropped connection); the driver follows its log and brings outputs back on
-success and on failure.
+One connection per run. The run's code goes straight into its own folder on
+the box (fixed at its upload, whatever runs next); the job runs detached
+under a supervisor that enforces its time limit (it survives a dropped
+connection or a dead driver); the driver follows its log and brings outputs
+back on success and on failure.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ import attrs
 from ..domain.call import FunctionCall
 from ..domain.config import SshConfig
 from ..domain.container_run import ContainerRun, Mount, docker_run_argv
-from ..domain.errors import RunTimeout, TransportError
-from ..domain.excludes import DEFAULT_PATTERNS
+from ..domain.errors import BuildError, NoSpaceLeft, RemoteError, RunTimeout, TransportError
 from ..domain.hashing import digest
 from ..domain.host import SshTarget
 from ..domain.layout import BOOT_SCRIPT, BUNDLE_DIR, OUT_DIR, PAYLOAD_FILE, REPO_DIR, RUN_DIR
-from ..domain.local_plan import choose_gpus, native_plan
-from ..domain.machine import Machine, parse_probe, probe_script, python_ok, spec_warnings
+from ..domain.local_plan import NativePlan, choose_gpus, native_plan
+from ..domain.machine import Machine, banner_problem, parse_probe, probe_script, python_ok, spec_warnings
 from ..domain.naming import container_name
 from ..domain.remote_layout import CTL, OUT, REPO, bundle_dir, repo_tree, run_dir
 from ..ports.clock import Clock
@@ -35,10 +36,13 @@ from ..protocol.wire import encode_dispatch
 from .bundle import RuntimeBundle
 from .images import ImageBuilder
 from .native_steps import ensure_env, native_steps
-from .remote_run import PastDeadline, RemoteJob, RemoteJobs
+from .remote_run import Finished, PastDeadline, RemoteJob, RemoteJobs
+from .remote_upload import Uploader, no_space, size_text
 from .repo import find_repo_root, inside, relative_posix
 from .runs import dispatch_for, new_run_id, settle_text
 from .tree import TreeScanner
+
+_NO_SPACE = ("no space left on device", "[errno 28]")
 
 
 @attrs.frozen
@@ -48,12 +52,29 @@ class SshSettings:
     target: SshTarget
 
 
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count} B"
+@attrs.frozen
+class _Limit:
+    seconds: float
+    reason: str
+
+
+def _limit(spec, config: SshConfig) -> _Limit:
+    if config.max_runtime_seconds is not None and config.max_runtime_seconds < spec.timeout:
+        return _Limit(float(config.max_runtime_seconds), f"max_runtime_seconds={config.max_runtime_seconds:g}")
+    return _Limit(float(spec.timeout), f"its timeout of {spec.timeout}s")
+
+
+def _import_roots(plan: NativePlan, repo_root: str, run_repo: str) -> list[str]:
+    """Where the run's own copy of each editable local package imports from
+    (``src/`` layouts and flat ones), so the job never imports another run's code."""
+    roots = []
+    for step in plan.steps:
+        if step.local and step.editable:
+            path = step.packages[0]
+            base = run_repo if path == "." else f"{run_repo}/{path}"
+            src = os.path.join(repo_root, *path.split("/"), "src")
+            roots.append(f"{base}/src" if os.path.isdir(src) else base)
+    return roots
 
 
 class SshBackend:
@@ -87,12 +108,10 @@ class SshBackend:
         plan = None if config.use_docker else native_plan(spec.image, spec.name)
         repo_root = find_repo_root(call.script)
         outputs = self._settings.outputs_dir
-        excludes = list(DEFAULT_PATTERNS)
-        if inside(outputs, repo_root):
-            excludes.append("/" + relative_posix(outputs, repo_root))
+        anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
         bundle_local = self._bundle.materialize()
         bundle = bundle_dir(self._bundle.digest())
-        tree = repo_tree(digest(socket.gethostname(), repo_root))
+        basis = repo_tree(digest(socket.gethostname(), repo_root))
         engine = images = base = None
         checks = {"bundle": f"test -f {bundle}/{BOOT_SCRIPT} && echo yes"}
         if config.use_docker:
@@ -101,38 +120,67 @@ class SshBackend:
             base = images.base_request(call.app, spec.image, repo_root)
             checks["image"] = f"docker image inspect --format x {base.tag} >/dev/null 2>&1 && echo yes"
         run = new_run_id(self._clock)
+        folder = run_dir(run)
         where = self._transport.name
+        uploader = Uploader(self._transport, self._trees, self._console)
+        jobs = RemoteJobs(
+            self._transport, self._clock, self._console, self._output, bundle, config.ssh_ready_wait_seconds
+        )
+        limit = _limit(spec, config)
+        chosen = uploader.select(repo_root, anchored)
         self._console.info(f"connecting to {where}")
         self._transport.connect(wait=config.ssh_ready_wait_seconds)
         try:
             machine = self._probe(spec, checks)
-            if machine.fact("bundle") != "yes":
-                self._transport.push(bundle_local, bundle)
-            sent = self._transport.push(repo_root, tree, excludes)
-            self._console.info(f"uploaded {_size(sent)} of changes to {where}")
-            folder = run_dir(run)
-            payload = encode_dispatch(dispatch_for(call, repo_root, run))
-            if config.use_docker:
-                if not machine.docker:
-                    raise TransportError(
-                        f"Docker does not answer on {where}; install it there, or use "
-                        "SshConfig(use_docker=False) for a native venv"
-                    )
-                if machine.fact("image") != "yes":
-                    images.build(base)
-                job = self._docker_job(spec, call.app, run, machine, base.tag, folder, bundle, tree, payload)
-            else:
-                for warning in plan.warnings:
-                    self._console.warn(warning)
-                job = self._native_job(spec, plan, machine, repo_root, folder, bundle, tree, payload)
-            return self._run(job, spec, config, outputs, run)
+            try:
+                if machine.fact("bundle") != "yes":
+                    uploader.bundle(bundle_local, bundle, run)
+                sent = uploader.repo(chosen, f"{folder}/{REPO}", basis)
+                self._console.info(f"uploaded {size_text(sent)} of changes to {where}")
+                payload = encode_dispatch(dispatch_for(call, repo_root, run))
+                if config.use_docker:
+                    if not machine.docker:
+                        raise TransportError(
+                            f"Docker does not answer on {where}; install it there, or use "
+                            "SshConfig(use_docker=False) for a native venv"
+                        )
+                    if machine.fact("image") != "yes":
+                        images.build(base)
+                    job = self._docker_job(spec, call.app, run, machine, base.tag, folder, bundle, payload)
+                else:
+                    for warning in plan.warnings:
+                        self._console.warn(warning)
+                    job = self._native_job(spec, plan, machine, repo_root, folder, bundle, payload)
+                job = attrs.evolve(job, limit=limit.seconds, basis=(f"{folder}/{REPO}", basis))
+                os.makedirs(outputs, exist_ok=True)
+                self._console.info(f"running {spec.name} on {where} (run {run})")
+                jobs.start(job)
+            except (NoSpaceLeft, BuildError) as exc:
+                if isinstance(exc, BuildError) and not any(t in str(exc).lower() for t in _NO_SPACE):
+                    raise
+                raise self._no_space(jobs, uploader, folder, "uploading and preparing the run") from None
+            return self._run(jobs, job, spec, outputs, run, limit)
         finally:
             self._transport.close()
+
+    def _no_space(self, jobs: RemoteJobs, uploader: Uploader, folder: str, what: str) -> NoSpaceLeft:
+        """Clean up after a full disk: this run's partial folder, then old finished runs."""
+        jobs.discard(folder)
+        freed = ""
+        try:
+            freed = jobs.prune(folder.rsplit("/", 1)[0])
+        except TransportError:
+            pass
+        cleanup = "; removed this run's partial upload" + (f" and pruned old runs ({freed})" if freed else "")
+        return no_space(self._transport.name, uploader.free_mb(), what, cleanup)
 
     def _probe(self, spec, checks: dict[str, str]) -> Machine:
         result = self._transport.run(["sh", "-c", probe_script(checks)], timeout=120)
         machine = parse_probe(result.stdout)
         where = self._transport.name
+        problem = banner_problem(machine, where)
+        if problem:
+            raise TransportError(problem)
         if not python_ok(machine.python):
             found = f"Python {machine.python}" if machine.python else "no python3"
             raise TransportError(f"{where} has {found}; runplz needs python3 >= 3.10 there")
@@ -140,7 +188,7 @@ class SshBackend:
             self._console.warn(warning)
         return machine
 
-    def _docker_job(self, spec, app, run, machine, tag, folder, bundle, tree, payload) -> RemoteJob:
+    def _docker_job(self, spec, app, run, machine, tag, folder, bundle, payload) -> RemoteJob:
         home = machine.home
         gpus = choose_gpus("auto", spec.wants_gpu, lambda: machine.nvidia_runtime, spec.name)
         if gpus.warning:
@@ -166,50 +214,65 @@ class SshBackend:
             gpus=gpus.flag,
             labels={"runplz.app": app, "runplz.function": spec.name, "runplz.run": run},
         )
-        return RemoteJob(folder, tuple(docker_run_argv(container)), home, env, payload, tree, name)
+        return RemoteJob(folder, tuple(docker_run_argv(container)), home, env, payload, name)
 
-    def _native_job(self, spec, plan, machine, repo_root, folder, bundle, tree, payload) -> RemoteJob:
+    def _native_job(self, spec, plan, machine, repo_root, folder, bundle, payload) -> RemoteJob:
         home = machine.home
+        run_repo = f"{home}/{folder}/{REPO}"
         steps, parts = native_steps(
-            plan, repo_root, self._trees, lambda path: f"{home}/{tree}" + ("" if path == "." else f"/{path}")
+            plan, repo_root, self._trees, lambda path: run_repo + ("" if path == "." else f"/{path}")
         )
         key = digest("remote-venv", machine.python, *parts)
         envs = self._envs_for(self._transport, f"{bundle}/{BOOT_SCRIPT}")
         python = ensure_env(envs, EnvRequest(key, "python3", steps), self._console, self._clock, self._transport.name)
         job_env = dict(spec.env)
         job_env["RUNPLZ_OUT"] = f"{home}/{folder}/{OUT}"
+        roots = _import_roots(plan, repo_root, run_repo)
+        if roots:
+            job_env["PYTHONPATH"] = os.pathsep.join(roots + ([spec.env["PYTHONPATH"]] if spec.env.get("PYTHONPATH") else []))
         argv = (python, f"{home}/{bundle}/{BOOT_SCRIPT}", f"{home}/{folder}/{CTL}/{PAYLOAD_FILE}")
-        return RemoteJob(folder, argv, f"{home}/{folder}/{REPO}", job_env, payload, tree)
+        return RemoteJob(folder, argv, run_repo, job_env, payload)
 
-    def _run(self, job: RemoteJob, spec, config: SshConfig, outputs: str, run: str) -> Any:
-        jobs = RemoteJobs(
-            self._transport, self._clock, self._console, self._output,
-            bundle_dir(self._bundle.digest()), config.ssh_ready_wait_seconds,
-        )
-        limit, reason = float(spec.timeout), f"its timeout of {spec.timeout}s"
-        if config.max_runtime_seconds is not None and config.max_runtime_seconds < limit:
-            limit, reason = float(config.max_runtime_seconds), f"max_runtime_seconds={config.max_runtime_seconds:g}"
-        os.makedirs(outputs, exist_ok=True)
-        self._console.info(f"running {spec.name} on {self._transport.name} (run {run})")
-        jobs.start(job)
+    def _run(self, jobs: RemoteJobs, job: RemoteJob, spec, outputs: str, run: str, limit: _Limit) -> Any:
+        where = self._transport.name
         started = self._clock.monotonic()
+        timed_out = RunTimeout(
+            f"{spec.name} ran past {limit.reason} on {where}; killed this run's "
+            "process group (other jobs on the box were not touched)"
+        )
         try:
-            finished = jobs.follow(job, started + limit)
+            finished = jobs.follow(job, started + limit.seconds + 5)
         except PastDeadline:
             jobs.stop(job)
             jobs.fetch_outputs(job, outputs)
-            raise RunTimeout(
-                f"{spec.name} ran past {reason} on {self._transport.name}; killed this run's "
-                "process group (other jobs on the box were not touched)"
-            ) from None
+            raise timed_out from None
         except KeyboardInterrupt:
-            self._console.warn(f"interrupted: stopping the run on {self._transport.name}")
+            self._console.warn(f"interrupted: stopping the run on {where}")
             jobs.stop(job)
             jobs.fetch_outputs(job, outputs)
             raise
         received = jobs.fetch_outputs(job, outputs)
+        if finished.timed_out:
+            raise timed_out
         self._console.info(
             f"{spec.name} finished with exit code {finished.exit_code} in "
-            f"{self._clock.monotonic() - started:.1f}s; {_size(received)} of outputs in {outputs}"
+            f"{self._clock.monotonic() - started:.1f}s; {size_text(received)} of outputs in {outputs}"
         )
-        return settle_text(finished.result, finished.exit_code, run)
+        return self._settle(finished, run)
+
+    def _settle(self, finished: Finished, run: str) -> Any:
+        if finished.note and finished.result is None:
+            raise RemoteError("RunplzSupervisorLost", finished.note, "", finished.exit_code or 255)
+        if finished.note:
+            self._console.warn(finished.note)
+        try:
+            return settle_text(finished.result, finished.exit_code, run)
+        except RemoteError as exc:
+            said = f"{exc.remote_message}\n{exc.remote_traceback}".lower()
+            if any(t in said for t in _NO_SPACE):
+                free = Uploader(self._transport, self._trees, self._console).free_mb()
+                self._console.warn(
+                    f"no space left on {self._transport.name} "
+                    f"({free if free is not None else '?'} MB free in ~/.runplz)"
+                )
+            raise
