@@ -86,6 +86,26 @@ def test_signals_reach_the_whole_job(boot, sig):
     assert wait_for(lambda: gone(grandchild), 5)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_job_that_ignores_a_passed_on_signal_is_killed_before_the_driver_gives_up(boot, sig):
+    code = (
+        "import signal, subprocess, time\n"
+        "for s in (signal.SIGTERM, signal.SIGINT):\n"
+        "    signal.signal(s, signal.SIG_IGN)\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    running = guard(boot, "0", job(code))
+    grandchild = int(running.stdout.readline())
+    began = time.monotonic()
+    running.send_signal(sig)
+    running.communicate(timeout=30)
+    assert running.returncode == 128 + signal.SIGKILL
+    assert time.monotonic() - began < 5  # the local driver kills the guard itself after 5 s
+    assert wait_for(lambda: gone(grandchild), 5)
+
+
 def test_as_pid_1_it_reaps_orphans(boot):
     if os.getuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare to run the guard as PID 1 of a PID namespace")

@@ -374,3 +374,33 @@ def test_random_trees_never_put_a_secret_on_the_box(tmp_path, ssh_boxes, spec):
     finally:
         transport.run(["rm", "-rf", spot])
         transport.close()
+
+
+BIG_OUTPUT = """
+import os
+from runplz import App, Image, SshConfig
+app = App("big-output", ssh_config=SshConfig(use_docker=False))
+
+@app.function(image=Image.from_registry("python:3.11-slim"))
+def write() -> str:
+    with open(os.path.join(os.environ["RUNPLZ_OUT"], "big.bin"), "wb") as handle:
+        handle.write(os.urandom(8 << 20))
+    return "written"
+"""
+
+
+def test_outputs_that_do_not_fit_here_stay_on_the_box(tmp_path, cache, docker_engine, ssh_boxes):
+    outputs = tmp_path / "small-out"
+    outputs.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(outputs)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"could not mount a small tmpfs: {mounted.stderr}")
+    try:
+        bound = Bound(make_repo(tmp_path / "repo", BIG_OUTPUT), "runplz-near", outputs, cache)
+        with pytest.raises(NoSpaceLeft, match="no space left on this machine"):
+            bound.module.write.remote()
+        run = re.search(r"\(run ([0-9A-Za-z_-]+)\)", " ".join(bound.console.infos)).group(1)
+        kept = _box(ssh_boxes, f"stat -c %s .runplz/runs/{run}/out/big.bin; test -f .runplz/runs/{run}/ctl/fetched || echo unfetched")
+        assert kept.split() == [str(8 << 20), "unfetched"]
+    finally:
+        subprocess.run(["umount", "-l", str(outputs)], capture_output=True)

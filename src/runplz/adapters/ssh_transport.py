@@ -103,6 +103,16 @@ def _sweep(folder: str, older_than: float = 120.0) -> None:
             continue
 
 
+def _only_unreadable(stderr: str) -> bool:
+    """A partial download (rsync exit 23/24) that only left out files the box
+    would not let us read, or that vanished: what did arrive is whole."""
+    problems = [line.strip() for line in stderr.splitlines() if line.strip().startswith("rsync")]
+    return bool(problems) and all(
+        _UNREADABLE.match(line) or "vanished" in line or line.startswith("rsync error: some files")
+        for line in problems
+    )
+
+
 def _bytes(stats: str, label: str) -> int:
     match = re.search(rf"{label}:\s*([\d,.]+)", stats)
     return int(match.group(1).replace(",", "").replace(".", "")) if match else 0
@@ -223,13 +233,13 @@ class SshTransport:
         return f"[{host}]:{path}" if ":" in host else f"{host}:{path}"
 
     def _rsync_call(
-        self, argv: list[str], what: str, data: bytes | None = None, partial_ok: bool = False
+        self, argv: list[str], what: str, data: bytes | None = None, *, pulling: bool = False
     ) -> CommandResult:
         try:
             result = self._call(argv, timeout=None, input=data)
         except CommandTimeout:
             raise TransportError(f"{what} timed out") from None
-        if result.exit_code == 0 or (partial_ok and result.exit_code in (23, 24)):
+        if result.exit_code == 0 or (pulling and result.exit_code in (23, 24) and _only_unreadable(result.stderr)):
             return result
         if result.exit_code in (255, 12, 10):
             self._lost_or(result, what)
@@ -238,7 +248,7 @@ class SshTransport:
         if "command not found" in text:
             reason = f"rsync is not installed on {self.name} (install the rsync package there)"
         elif _NO_SPACE in text.lower():
-            raise NoSpaceLeft(f"{what} failed: no space left on {self.name}")
+            raise NoSpaceLeft(f"{what} failed: no space left on {'this machine' if pulling else self.name}")
         elif "protocol" in text.lower() and result.exit_code in (2, 12):
             reason += (
                 f"; does {self.name} print text for non-interactive logins (a banner in "
@@ -275,9 +285,7 @@ class SshTransport:
             self._remote(remote.rstrip("/") + "/"), local.rstrip("/") + "/",
         ]
         what = f"downloading {self.name}:{remote}"
-        result = self._rsync_call(argv, what, partial_ok=True)
-        if result.exit_code != 0 and "change_dir" in result.stderr:
-            raise TransportError(f"{what} failed: {_last(result.stderr)}")
+        result = self._rsync_call(argv, what, pulling=True)
         dropped = []
         root = remote.rstrip("/") + "/"
         for line in (result.stdout + result.stderr).splitlines():

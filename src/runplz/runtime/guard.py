@@ -13,20 +13,27 @@ from ..domain.remote_layout import EXIT_TIMED_OUT
 from .control import seconds, stop_group
 
 STOP_GRACE = 10.0
+# After passing on a stop signal: how long the job may take before its group is
+# killed. Shorter than the local driver's own grace (5 s) before it kills the
+# guard, so a job that ignores the signal never outlives its guard.
+SIGNAL_GRACE = 3.0
 
 
 def guard(limit: float, argv: list[str]) -> int:
     """Run ``argv`` in its own process group, stdio inherited, passing on TERM, INT
-    and HUP to the group. At ``limit`` seconds (0: none) SIGTERM the group, 10 s
+    and HUP to the group (and killing it `SIGNAL_GRACE` later if it is still
+    there). At ``limit`` seconds (0: none) SIGTERM the group, 10 s
     grace, SIGKILL, exit 124. Else the child's exit code (128+N for signal N).
     Reaps every child, so orphans do not pile up as zombies under PID 1."""
     child = None
     early: list[int] = []
+    asked: list[float] = []  # when a stop signal was passed on
 
     def forward(sig: int, _frame: object) -> None:
         if child is None:
             early.append(sig)
             return
+        asked.append(time.monotonic())
         try:
             os.killpg(child.pid, sig)
         except ProcessLookupError:
@@ -47,6 +54,9 @@ def guard(limit: float, argv: list[str]) -> int:
         if status is not None:
             child.returncode = code = os.waitstatus_to_exitcode(status)
             return 128 - code if code < 0 else code
+        if asked and time.monotonic() > asked[0] + SIGNAL_GRACE:
+            forward(signal.SIGKILL, None)
+            asked.clear()
         time.sleep(0.1)
     stop_group(child.pid, STOP_GRACE)
     while _reap(child.pid) is None:

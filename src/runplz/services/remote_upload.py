@@ -65,13 +65,16 @@ class Uploader:
         """Send the selection into ``dest``; files the basis already holds are copied there."""
         return self._transport.push(chosen.root, dest, chosen.paths(), basis=basis)
 
-    def free_mb(self) -> int | None:
-        try:
-            result = self._transport.run(["sh", "-c", FREE_KB], timeout=60)
-        except Exception:  # noqa: BLE001 - only used to word an error
-            return None
-        text = result.stdout.strip()
-        return int(text) // 1024 if text.isdigit() else None
+
+
+def free_mb(transport: Transport) -> int | None:
+    """Free MB where runplz keeps its folders on the target (None if it cannot tell)."""
+    try:
+        result = transport.run(["sh", "-c", FREE_KB], timeout=60)
+    except Exception:  # noqa: BLE001 - only used to word an error
+        return None
+    text = result.stdout.strip()
+    return int(text) // 1024 if text.isdigit() else None
 
 
 def no_space(where: str, free_mb: int | None, what: str, cleanup: str = "") -> NoSpaceLeft:

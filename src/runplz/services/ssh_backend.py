@@ -37,7 +37,7 @@ from .bundle import RuntimeBundle
 from .images import ImageBuilder
 from .native_steps import ensure_env, native_steps
 from .remote_run import Finished, PastDeadline, RemoteJob, RemoteJobs
-from .remote_upload import Uploader, no_space, size_text
+from .remote_upload import Uploader, free_mb, no_space, size_text
 from .repo import find_repo_root, inside, relative_posix
 from .runs import dispatch_for, new_run_id, settle_text
 from .tree import TreeScanner
@@ -152,18 +152,27 @@ class SshBackend:
                         self._console.warn(warning)
                     job = self._native_job(spec, plan, machine, repo_root, folder, bundle, payload)
                 job = attrs.evolve(job, limit=limit.seconds, basis=(f"{folder}/{REPO}", basis))
-                os.makedirs(outputs, exist_ok=True)
-                self._console.info(f"running {spec.name} on {where} (run {run})")
-                jobs.start(job)
             except (NoSpaceLeft, BuildError) as exc:
                 if isinstance(exc, BuildError) and not any(t in str(exc).lower() for t in _NO_SPACE):
                     raise
-                raise self._no_space(jobs, uploader, folder, "uploading and preparing the run") from None
+                raise self._no_space(jobs, folder, "uploading and preparing the run") from None
+            except KeyboardInterrupt:
+                jobs.discard(folder)  # nothing started: leave no half-made run behind
+                raise
+            os.makedirs(outputs, exist_ok=True)
+            self._console.info(f"running {spec.name} on {where} (run {run})")
+            try:
+                jobs.start(job)
+            except NoSpaceLeft:
+                raise self._no_space(jobs, folder, "starting the run") from None
+            except KeyboardInterrupt:
+                jobs.stop(job)  # it may have started before the interrupt
+                raise
             return self._run(jobs, job, spec, outputs, run, limit)
         finally:
             self._transport.close()
 
-    def _no_space(self, jobs: RemoteJobs, uploader: Uploader, folder: str, what: str) -> NoSpaceLeft:
+    def _no_space(self, jobs: RemoteJobs, folder: str, what: str) -> NoSpaceLeft:
         """Clean up after a full disk: this run's partial folder, then old finished runs."""
         jobs.discard(folder)
         freed = ""
@@ -172,7 +181,7 @@ class SshBackend:
         except TransportError:
             pass
         cleanup = "; removed this run's partial upload" + (f" and pruned old runs ({freed})" if freed else "")
-        return no_space(self._transport.name, uploader.free_mb(), what, cleanup)
+        return no_space(self._transport.name, free_mb(self._transport), what, cleanup)
 
     def _probe(self, spec, checks: dict[str, str]) -> Machine:
         result = self._transport.run(["sh", "-c", probe_script(checks)], timeout=120)
@@ -270,7 +279,7 @@ class SshBackend:
         except RemoteError as exc:
             said = f"{exc.remote_message}\n{exc.remote_traceback}".lower()
             if any(t in said for t in _NO_SPACE):
-                free = Uploader(self._transport, self._trees, self._console).free_mb()
+                free = free_mb(self._transport)
                 self._console.warn(
                     f"no space left on {self._transport.name} "
                     f"({free if free is not None else '?'} MB free in ~/.runplz)"
