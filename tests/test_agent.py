@@ -106,17 +106,6 @@ def test_a_job_that_cannot_start_is_reported_127(box):
     assert "could not start the job" in log and record["exit_code"] == 127
 
 
-def test_fetched_marks_the_run_and_frees_its_code_and_outputs(box):
-    box.start(job("pass"))
-    box.follow()
-    run = box.ctl().parent
-    (run / "repo").mkdir(exist_ok=True)
-    (run / "out" / "big.bin").write_bytes(b"x" * 1000)
-    assert box.agent("fetched", "runs/r1").returncode == 0
-    assert (box.ctl() / "fetched").exists() and (box.ctl() / "job.log").exists()
-    assert not (run / "repo").exists() and not (run / "out").exists()
-
-
 def test_bad_arguments_exit_2(box):
     assert box.agent("follow", "runs/r1").returncode == 2
     assert box.agent().returncode == 2

@@ -18,7 +18,7 @@ from runplz.ports.python_env import EnvRequest, PipStep
 from runplz.runtime.basis import mirror
 from testsupport.real import unavailable
 
-from .agentkit import Box, boot, job  # noqa: F401
+from .agentkit import Box, boot, job, wait_for  # noqa: F401
 
 
 @pytest.fixture
@@ -98,8 +98,8 @@ def test_a_mirror_that_runs_out_of_room_is_removed_and_start_carries_on(boot, tm
         assert not (disk / "basis").exists()
         started = box.start(job("pass"), basis=[str(repo), str(disk / "basis2")])
         assert started.returncode == 0 and int(started.stdout) > 0, started.stderr
-        assert not (disk / "basis2").exists()
         assert box.follow()[1]["exit_code"] == 0
+        assert wait_for(lambda: (disk / "basis2.lock").exists() and not (disk / "basis2").exists(), 10)
     finally:
         box.cleanup()
 

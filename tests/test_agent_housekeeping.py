@@ -11,7 +11,7 @@ import pytest
 
 from runplz.runtime.basis import mirror
 
-from .agentkit import boot, box, job  # noqa: F401
+from .agentkit import boot, box, job, wait_for  # noqa: F401
 
 HOUR, DAY = 3600.0, 86400.0
 
@@ -28,7 +28,11 @@ def _run(runs: Path, name: str, *, supervisor: int | None = None, ended: float |
     ctl = runs / name / "ctl"
     ctl.mkdir(parents=True)
     (runs / name / "out").mkdir()
-    (runs / name / "out" / "data.bin").write_bytes(b"x" * 5000)
+    (runs / name / "repo").mkdir()
+    (runs / name / "repo" / "job.py").write_text("pass\n")
+    (ctl / "job.log").write_bytes(b"x" * 5000)
+    if not fetched:
+        (runs / name / "out" / "data.bin").write_bytes(b"x" * 5000)
     if supervisor is not None:
         (ctl / "supervisor.pid").write_text(str(supervisor))
     if ended is not None:
@@ -54,9 +58,9 @@ def runs(box):
     _run(path, "unfetched-20d", supervisor=dead, ended=20 * DAY)
     _run(path, "unstarted-2d", age=2 * DAY)
     _run(path, "unstarted-1h", age=HOUR)
-    (path / "fetched-11" / "out" / "locked").mkdir()
-    (path / "fetched-11" / "out" / "locked" / "f").write_text("x")
-    (path / "fetched-11" / "out" / "locked").chmod(0o500)
+    (path / "fetched-11" / "ctl" / "locked").mkdir()
+    (path / "fetched-11" / "ctl" / "locked" / "f").write_text("x")
+    (path / "fetched-11" / "ctl" / "locked").chmod(0o500)
     (path / "stray-file").write_text("not a run")
     yield path
     supervisor.kill()
@@ -74,6 +78,14 @@ def test_prune_applies_the_rule(box, runs):
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a folder to another user")
+def test_finished_runs_lose_their_code_copy_and_keep_what_is_left(box, runs):
+    box.agent("prune", "runs")
+    assert not (runs / "fetched-00" / "repo").exists() and (runs / "fetched-00" / "ctl" / "job.log").exists()
+    assert not (runs / "unfetched-3d" / "repo").exists()
+    assert (runs / "unfetched-3d" / "out" / "data.bin").exists(), "outputs that never came home stay"
+    assert (runs / "running" / "repo" / "job.py").exists()
+
+
 def test_prune_leaves_other_users_folders_alone(box, runs):
     os.chown(runs / "unstarted-2d", 12345, 12345)
     box.agent("prune", "runs")
@@ -91,7 +103,7 @@ def test_a_run_whose_supervisor_died_is_recorded_then_counts_as_finished(box, ru
 def test_start_prunes_after_starting(box, runs):
     started = box.start(job("pass"), name="new")
     assert started.returncode == 0, started.stderr
-    assert not (runs / "unstarted-2d").exists()
+    assert wait_for(lambda: not (runs / "unstarted-2d").exists(), 10), "start did not prune"
     assert (runs / "new" / "ctl" / "supervisor.pid").exists()
 
 
@@ -151,7 +163,7 @@ def test_start_refreshes_the_basis_and_survives_a_failing_one(box, tmp_path):
     _source(run / "repo")
     started = box.start(job("pass"), basis=["runs/r1/repo", "repos/k"])
     assert started.returncode == 0, started.stderr
-    assert _tree(box.home / "repos" / "k") == _tree(run / "repo")
+    assert wait_for(lambda: (box.home / "repos" / "k").exists() and _tree(box.home / "repos" / "k") == _tree(run / "repo"), 10)
     (box.home / "blocked").write_text("a file where a folder should be")
     started = box.start(job("pass"), name="r2", basis=["runs/r2/repo", "blocked/k"])
     assert started.returncode == 0 and int(started.stdout) > 0, started.stderr

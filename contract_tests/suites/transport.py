@@ -310,6 +310,19 @@ class AbstractTransportTests:
         if devices:
             assert {"blk", "chr"} <= set(dropped)
 
+    def test_a_moving_pull_leaves_only_what_did_not_come(self, transport, tmp_path, spot, make_hostile, devices):
+        source = make_tree(tmp_path / "src")
+        transport.push(str(source), f"{spot}/m")
+        make_hostile(f"{spot}/m/hostile", devices)
+        moved = tmp_path / "moved"
+        transport.pull(f"{spot}/m", str(moved), move=True)
+        expected = listing(source)
+        assert {k: v for k, v in listing(moved).items() if not k.startswith("hostile")} == expected
+        again = tmp_path / "again"
+        pulled = transport.pull(f"{spot}/m", str(again))
+        assert all(v == ("dir",) for v in listing(again).values()), listing(again)
+        assert {"hostile/abs", "hostile/sub/climb", "hostile/fifo"} <= {path for path, _ in pulled.dropped}
+
     def test_a_dropped_connection_is_reported_and_reconnect_works(self, transport, break_connection):
         break_connection()
         with pytest.raises(ConnectionLost):

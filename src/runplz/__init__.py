@@ -6,7 +6,6 @@ light.
 
 from __future__ import annotations
 
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -36,7 +35,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'runplz' has no attribute {name!r}")

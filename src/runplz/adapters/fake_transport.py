@@ -120,7 +120,7 @@ class FakeTransport:
                 self.files[dest] = (data, bool(info.st_mode & stat.S_IXUSR))
         return sent
 
-    def pull(self, remote: str, local: str) -> Pulled:
+    def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         self._require(f"downloading {remote}")
         source = self._norm(remote)
         prefix = source + "/"
@@ -140,9 +140,11 @@ class FakeTransport:
                 sink.folder(rel)
             elif kind == "file":
                 data, executable = self.files[prefix + rel]
-                sink.file(rel, io.BytesIO(data), executable)
+                if sink.file(rel, io.BytesIO(data), executable) and move:
+                    del self.files[prefix + rel]
             elif kind == "link":
-                sink.link(rel, self.links[prefix + rel])
+                if sink.link(rel, self.links[prefix + rel]) and move:
+                    del self.links[prefix + rel]
             else:
                 sink.drop(rel, "not a regular file")
         return sink.result()

@@ -92,7 +92,7 @@ class LocalTransport:
                     sent += info.st_size
         return sent
 
-    def pull(self, remote: str, local: str) -> Pulled:
+    def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         source = self._path(remote)
         if not os.path.isdir(source) or os.path.islink(source):
             raise TransportError(f"downloading {self.name}:{remote} failed: no such folder")
@@ -102,10 +102,13 @@ class LocalTransport:
             if stat.S_ISDIR(info.st_mode):
                 sink.folder(rel)
             elif stat.S_ISLNK(info.st_mode):
-                sink.link(rel, os.readlink(path))
+                if sink.link(rel, os.readlink(path)) and move:
+                    os.unlink(path)
             elif stat.S_ISREG(info.st_mode):
                 with open(path, "rb") as handle:
-                    sink.file(rel, handle, bool(info.st_mode & stat.S_IXUSR))
+                    arrived = sink.file(rel, handle, bool(info.st_mode & stat.S_IXUSR))
+                if arrived and move:
+                    os.unlink(path)
             else:
                 sink.drop(rel, "not a regular file")
         return sink.result()

@@ -47,10 +47,11 @@ class OutputSink:
         if not os.path.isdir(path):
             os.mkdir(path)
 
-    def file(self, rel: str, source: BinaryIO, executable: bool) -> None:
+    def file(self, rel: str, source: BinaryIO, executable: bool) -> bool:
+        """Whether the file arrived."""
         path = self._path(rel)
         if path is None or not self._clear(path, rel):
-            return
+            return False
         tmp = os.path.join(os.path.dirname(path), f".runplz-part-{os.getpid()}-{os.path.basename(path)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755 if executable else 0o644)
         try:
@@ -62,15 +63,18 @@ class OutputSink:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             raise
+        return True
 
-    def link(self, rel: str, target: str) -> None:
+    def link(self, rel: str, target: str) -> bool:
+        """Whether the link arrived."""
         if escapes(rel, target):
             self.drop(rel, "a link that points outside the outputs")
-            return
+            return False
         path = self._path(rel)
         if path is None or not self._clear(path, rel):
-            return
+            return False
         os.symlink(target, path)
+        return True
 
     def drop(self, rel: str, why: str) -> None:
         self._dropped.append((rel, why))

@@ -277,11 +277,12 @@ class SshTransport:
         result = self._rsync_call(argv, f"uploading {local} to {self.name}:{remote}", data)
         return _bytes(result.stdout, "Total bytes sent")
 
-    def pull(self, remote: str, local: str) -> Pulled:
+    def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         os.makedirs(local, exist_ok=True)
         argv = [
             self._rsync, "-rltcv", "-O", "--safe-links", "-E", "--no-perms", "--no-owner", "--no-group",
             "--no-devices", "--no-specials", "--chmod=Du+rwx,Fu+rw", "--stats", "-e", self._ssh_command(),
+            *(["--remove-source-files"] if move else []),
             self._remote(remote.rstrip("/") + "/"), local.rstrip("/") + "/",
         ]
         what = f"downloading {self.name}:{remote}"

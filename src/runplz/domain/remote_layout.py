@@ -31,7 +31,6 @@ LOG = "ctl/job.log"
 LIMIT = "ctl/limit"  # the run's time limit in seconds, when it has one
 TIMED_OUT = "ctl/timed_out"  # written when the supervisor stopped the run at its limit
 NOTE = "ctl/note"  # why runplz ended the run itself, when it did
-FETCHED = "ctl/fetched"  # written (by ``agent fetched``) once the outputs came back
 
 # Exit codes of the agent and of the runs it records.
 EXIT_TIMED_OUT = 124

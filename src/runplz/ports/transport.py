@@ -44,8 +44,10 @@ class Transport(Protocol):
       compared exactly (never by size and time alone): a file identical to the
       same path under the target folder ``basis`` is copied there, not sent.
       Returns the bytes sent.
-    - ``pull(remote, local)`` copies ``remote`` into ``local`` (made if
-      needed), overwriting same-named files and keeping others. What arrives
+    - ``pull(remote, local, move=False)`` copies ``remote`` into ``local``
+      (made if needed), overwriting same-named files and keeping others; with
+      ``move`` each file or link that arrived whole is removed from ``remote``
+      (what was left behind stays there). What arrives
       is only folders, regular files and symlinks that stay inside: owned by
       the caller, readable and writable by them, executable bits kept, no
       set-id or sticky bits. Links that point outside ``remote`` (absolute,
@@ -74,4 +76,4 @@ class Transport(Protocol):
         self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None
     ) -> int: ...
 
-    def pull(self, remote: str, local: str) -> Pulled: ...
+    def pull(self, remote: str, local: str, move: bool = False) -> Pulled: ...

@@ -7,8 +7,8 @@ are relative to the working folder (the login home) or absolute.
 A run folder holds ``repo/`` (the job's code, uploaded by the driver),
 ``out/`` ($RUNPLZ_OUT) and ``ctl/``: payload.json, result.json, job.log, and
 the supervisor's files (supervisor.pid, pgid, container, limit, exit_code,
-timed_out, note, fetched). Once the driver has the outputs (``fetched``), the
-run's ``repo/`` and ``out/`` are deleted; ``ctl/`` stays until pruning.
+timed_out, note). The driver moves the outputs home (they leave ``out/`` as
+they arrive); pruning deletes a finished run's ``repo/`` at once.
 
 The supervisor runs the job in its own process group and stops it at its time
 limit even when no driver is left. If the supervisor dies while the job runs,
@@ -19,9 +19,10 @@ Pruning (``prune``, and ``start`` after each start) looks at the run folders
 beside the run, and touches only folders owned by this user:
 
 - a run still running (its supervisor is alive) is never touched;
-- a finished run (exit_code written, supervisor gone) is deleted when it is not
-  among the 10 most recently finished and either its outputs came back
-  (``ctl/fetched``) or it finished more than 14 days ago;
+- a finished run (exit_code written, supervisor gone) loses its ``repo/`` at
+  once, and is deleted when it is not among the 10 most recently finished and
+  either its outputs came back (``out/`` holds no file) or it finished more
+  than 14 days ago;
 - a folder with no ``ctl/supervisor.pid`` (an upload that never started, for
   example after a full disk) is deleted when older than 1 day.
 
@@ -43,12 +44,13 @@ from .basis import mirror
 from .control import KILL_GRACE, free_kb, nospace, orphaned, record, seconds, stop, write
 from .guard import guard
 from .prune import prune
-from .supervisor import detach
+from .supervisor import detach, in_background
 
 
 def start(run: str) -> int:
     """Read the job spec (JSON) on stdin, detach a supervisor, print the job's pgid;
-    then refresh the upload basis (``basis``: [from, to]) and prune old runs."""
+    then, in a detached process off the driver's path, refresh the upload basis
+    (``basis``: [from, to]) and prune old runs."""
     spec = json.loads(sys.stdin.read())
     ctl = os.path.join(run, "ctl")
     try:
@@ -69,13 +71,17 @@ def start(run: str) -> int:
         sys.stderr.write(f"{NOSPACE_MARK}{free_kb(run)}\n")
         return EXIT_NOSPACE
     print(pgid, flush=True)
-    if spec.get("basis"):
-        mirror(*spec["basis"])
+    in_background(lambda: _housekeeping(run, spec.get("basis")))
+    return 0 if pgid and pgid != "0" else 1
+
+
+def _housekeeping(run: str, basis: list[str] | None) -> None:
+    if basis:
+        mirror(*basis)
     try:
         prune(os.path.dirname(os.path.abspath(run)))
     except Exception:
         pass
-    return 0 if pgid and pgid != "0" else 1
 
 
 def follow(run: str, offset: int, max_seconds: float | None = None) -> int:
@@ -129,21 +135,6 @@ def kill(run: str, grace: float) -> int:
     return 0
 
 
-def fetched(run: str) -> int:
-    """Mark the run's outputs as brought back, so pruning may delete the run, and free
-    what the run no longer needs on the box: its code copy and its outputs (now home).
-    The log and the result stay until pruning."""
-    try:
-        with open(os.path.join(run, "ctl", "fetched"), "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        sys.stderr.write(f"agent: could not mark {run} as fetched: {exc}\n")
-        return 1
-    for part in ("repo", "out"):
-        shutil.rmtree(os.path.join(run, part), ignore_errors=True)
-    return 0
-
-
 def _mentions_nospace(text: str) -> bool:
     text = text.lower()
     return "no space left on device" in text or "errno 28" in text or "os error 28" in text
@@ -193,7 +184,7 @@ def _prune(runs: str) -> int:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        sys.stderr.write("usage: agent start|follow|kill|fetched|prune|guard|venv ...\n")
+        sys.stderr.write("usage: agent start|follow|kill|prune|guard|venv ...\n")
         return 2
     command, rest = argv[0], argv[1:]
     if command == "start" and len(rest) == 1:
@@ -202,8 +193,6 @@ def main(argv: list[str]) -> int:
         return follow(rest[0], int(rest[1]), float(rest[2]) if len(rest) == 3 else None)
     if command == "kill" and len(rest) in (1, 2):
         return kill(rest[0], float(rest[1]) if len(rest) == 2 else KILL_GRACE)
-    if command == "fetched" and len(rest) == 1:
-        return fetched(rest[0])
     if command == "prune" and len(rest) == 1:
         return _prune(rest[0])
     if command == "guard" and len(rest) >= 2:

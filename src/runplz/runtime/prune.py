@@ -4,9 +4,11 @@ The rule, for the run folders under one ``runs/`` folder, touching only those
 owned by this user:
 
 - a run still running (its supervisor is alive) is never touched;
-- a finished run (``ctl/exit_code`` written, supervisor gone) is deleted when
-  it is not among the 10 most recently finished and either its outputs came
-  back (``ctl/fetched``) or it finished more than 14 days ago;
+- a finished run (``ctl/exit_code`` written, supervisor gone) loses its code
+  copy (``repo/``) at once, and is deleted when it is not among the 10 most
+  recently finished and either its outputs came back (the driver moves them
+  home, so ``out/`` holds no file any more) or it finished more than 14 days
+  ago;
 - a folder with no ``ctl/supervisor.pid`` (an upload that never started, for
   example after a full disk) is deleted when older than 1 day.
 
@@ -41,6 +43,9 @@ def prune(runs: str) -> tuple[int, int]:
         except OSError:
             return 0, 0
         count = freed = 0
+        for repo in finished_code(runs):
+            freed += _size(repo)
+            rmtree(repo)
         for path in doomed(runs, time.time()):
             size = _size(path)
             rmtree(path)
@@ -75,9 +80,38 @@ def doomed(runs: str, now: float) -> list[str]:
             continue
     finished.sort(reverse=True)
     for ended, path in finished[KEEP_FINISHED:]:
-        if os.path.exists(os.path.join(path, "ctl", "fetched")) or now - ended > KEEP_DAYS * _DAY:
+        if not _holds_files(os.path.join(path, "out")) or now - ended > KEEP_DAYS * _DAY:
             found.append(path)
     return found
+
+
+def finished_code(runs: str) -> list[str]:
+    """The code copies (``repo/``) of finished runs under ``runs``: a job that has
+    ended needs its code no more."""
+    found = []
+    for name in sorted(os.listdir(runs)):
+        repo, ctl = os.path.join(runs, name, "repo"), os.path.join(runs, name, "ctl")
+        supervisor = pid_in(os.path.join(ctl, "supervisor.pid"))
+        if supervisor is None or alive(supervisor) or not os.path.exists(os.path.join(ctl, "exit_code")):
+            continue
+        try:
+            if os.lstat(repo).st_uid == os.getuid():
+                found.append(repo)
+        except OSError:
+            continue
+    return found
+
+
+def _holds_files(folder: str) -> bool:
+    """Whether outputs are still waiting in ``folder`` (regular files only)."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            try:
+                if stat.S_ISREG(os.lstat(os.path.join(parent, name)).st_mode):
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _size(path: str) -> int:

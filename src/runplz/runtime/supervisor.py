@@ -14,12 +14,25 @@ STOP_GRACE = 10.0  # at the limit: SIGTERM, this long, then SIGKILL
 
 
 def detach(ctl: str, spec: dict) -> str:
-    """Fork the supervisor (double fork, own session). Its report: the job's pgid,
-    ``0`` (the job did not start) or ``nospace``."""
+    """Start the supervisor, detached. Its report: the job's pgid, ``0`` (the job
+    did not start) or ``nospace``."""
     read_end, write_end = os.pipe()
+
+    def supervise() -> None:
+        os.close(read_end)
+        _supervise(ctl, spec, write_end)
+
+    in_background(supervise)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        return pipe.readline().strip()
+
+
+def in_background(work) -> None:
+    """Run ``work()`` in a detached process (double fork, own session, no stdio)
+    and return at once."""
     child = os.fork()
     if child == 0:
-        os.close(read_end)
         os.setsid()
         if os.fork() != 0:
             os._exit(0)
@@ -27,13 +40,10 @@ def detach(ctl: str, spec: dict) -> str:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         try:
-            _supervise(ctl, spec, write_end)
+            work()
         finally:
             os._exit(0)
-    os.close(write_end)
     os.waitpid(child, 0)
-    with os.fdopen(read_end) as pipe:
-        return pipe.readline().strip()
 
 
 def _supervise(ctl: str, spec: dict, report: int) -> None:

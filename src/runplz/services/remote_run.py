@@ -154,18 +154,12 @@ class RemoteJobs:
             self._console.warn(f"could not stop the run on {self._transport.name}: {exc}")
 
     def fetch_outputs(self, job: RemoteJob, local: str) -> int:
-        """Bring the run's outputs home and say what was left behind. When everything
-        readable came back, the box may free the run's code and outputs."""
+        """Move the run's outputs home (each file leaves the box once it arrived
+        whole, so pruning knows they are safe) and say what was left behind."""
         self._transport.connect(wait=min(self._ready_wait, 60))
-        pulled = self._transport.pull(f"{job.run_dir}/{OUT}", local)
+        pulled = self._transport.pull(f"{job.run_dir}/{OUT}", local, move=True)
         for path, why in pulled.dropped:
             self._console.warn(f"left {path} of the outputs on {self._transport.name}: {why}")
-        if any(why.startswith("could not be read") for _, why in pulled.dropped):
-            return pulled.received
-        try:
-            self._transport.run(self._agent("fetched", job.run_dir), timeout=120)
-        except TransportError:
-            pass  # only pruning waits on the mark
         return pulled.received
 
     def prune(self, runs: str) -> str:
