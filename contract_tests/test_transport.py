@@ -119,3 +119,7 @@ class TestFakeTransport(AbstractTransportTests, TransportFixtures):
     @pytest.fixture
     def make_hostile(self, transport):
         return lambda folder, devices: fake_hostile(transport, folder, devices)
+
+    @pytest.fixture
+    def make_link(self, transport):
+        return lambda path, target: transport.links.__setitem__(path.strip("/"), target)

@@ -34,6 +34,14 @@ def test_start_does_not_copy_a_repo_and_needs_the_uploaded_one(box):
     assert box.follow()[0] == "mine\n"
 
 
+def test_what_a_finished_job_leaves_running_in_its_group_is_stopped(box):
+    started = box.start(job(SPAWNS + "print('done', flush=True)"))
+    pgid = int(started.stdout)
+    assert box.follow()[1]["exit_code"] == 0
+    assert wait_for(lambda: not group_alive(pgid), 10)
+    assert gone(int((box.run() / "out" / "child.pid").read_text()))
+
+
 def test_the_watchdog_stops_the_job_and_its_children_at_the_limit_with_no_driver(box, tmp_path):
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -50,7 +58,7 @@ def test_the_watchdog_stops_the_job_and_its_children_at_the_limit_with_no_driver
     assert (box.ctl() / "timed_out").exists()
     assert not group_alive(pgid)
     assert gone(int((box.run() / "out" / "child.pid").read_text()))
-    assert (tmp_path / "docker.log").read_text() == "rm -f runplz-c1\n"
+    assert (tmp_path / "docker.log").read_text().startswith("stop -t 10 runplz-c1\nrm -f runplz-c1\n")
     log, record = box.follow()
     assert "started" in log
     assert record["exit_code"] == 124 and record["timed_out"] is True

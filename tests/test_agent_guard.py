@@ -106,6 +106,14 @@ def test_a_job_that_ignores_a_passed_on_signal_is_killed_before_the_driver_gives
     assert wait_for(lambda: gone(grandchild), 5)
 
 
+def test_what_the_job_leaves_running_ends_with_it(boot):
+    code = "import subprocess\nchild = subprocess.Popen(['sleep', '300'])\nprint(child.pid, flush=True)\n"
+    running = guard(boot, "0", job(code))
+    out, _ = running.communicate(timeout=30)
+    assert running.returncode == 0
+    assert wait_for(lambda: gone(int(out.split()[0])), 5)
+
+
 def test_as_pid_1_it_reaps_orphans(boot):
     if os.getuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare to run the guard as PID 1 of a PID namespace")

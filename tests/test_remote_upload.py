@@ -52,7 +52,8 @@ def test_the_bundle_arrives_whole_or_not_at_all(tmp_path):
     (bundle / "runplz_boot.py").write_text("print('boot')\n")
     up, transport, _ = uploader(tmp_path)
     up.bundle(str(bundle), ".runplz/bundles/abc", "run1")
-    up.bundle(str(bundle), ".runplz/bundles/abc", "run2")  # a second, concurrent upload loses quietly
+    (bundle / "runplz_boot.py").write_text("print('other')\n")
+    up.bundle(str(bundle), ".runplz/bundles/abc", "run2")  # a later upload of the same name loses quietly
     box = tmp_path / "box" / ".runplz" / "bundles"
     assert sorted(os.listdir(box)) == ["abc"]
     assert (box / "abc" / "runplz_boot.py").read_text() == "print('boot')\n"

@@ -90,6 +90,15 @@ class TransportFixtures:
         return False
 
     @pytest.fixture
+    def make_link(self, transport):
+        """Make a symlink on the target: ``make(path, target)``."""
+
+        def make(path: str, target: str) -> None:
+            assert transport.run(["ln", "-s", target, path]).exit_code == 0
+
+        return make
+
+    @pytest.fixture
     def make_hostile(self, transport):
         """Fill a remote folder with what a hostile job leaves in its outputs."""
 
@@ -322,6 +331,19 @@ class AbstractTransportTests:
         pulled = transport.pull(f"{spot}/m", str(again))
         assert all(v == ("dir",) for v in listing(again).values()), listing(again)
         assert {"hostile/abs", "hostile/sub/climb", "hostile/fifo"} <= {path for path, _ in pulled.dropped}
+
+    def test_a_folder_replaced_by_a_link_is_never_followed(self, transport, tmp_path, spot, make_link):
+        source = tmp_path / "src"
+        (source / "victim").mkdir(parents=True)
+        (source / "victim" / "data.txt").write_text("not yours to take")
+        transport.push(str(source), spot)
+        make_link(f"{spot}/out", "victim")
+        with pytest.raises(TransportError, match="symlink"):
+            transport.pull(f"{spot}/out", str(tmp_path / "local"), move=True)
+        back = tmp_path / "back"
+        transport.pull(f"{spot}/victim", str(back))
+        assert (back / "data.txt").read_text() == "not yours to take"
+        assert not (tmp_path / "local" / "data.txt").exists()
 
     def test_a_dropped_connection_is_reported_and_reconnect_works(self, transport, break_connection):
         break_connection()

@@ -123,6 +123,8 @@ class FakeTransport:
     def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         self._require(f"downloading {remote}")
         source = self._norm(remote)
+        if source in self.links:
+            raise TransportError(f"downloading {self.name}:{remote} failed: it is a symlink; not following it")
         prefix = source + "/"
         entries: list[tuple[str, str]] = []
         for kind, table in (("file", self.files), ("link", self.links), ("special", self.specials)):

@@ -6,13 +6,14 @@ the remote-run machinery without a network.
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import shutil
 import stat
 from typing import Callable, Iterator, Sequence
 
-from ..domain.errors import CommandNotFound, ConnectionLost, TransportError
+from ..domain.errors import CommandNotFound, ConnectionLost, NoSpaceLeft, TransportError
 from ..domain.safe_links import escapes
 from ..ports.command_runner import CommandResult, CommandRunner, Input
 from ..ports.transport import Pulled
@@ -94,8 +95,18 @@ class LocalTransport:
 
     def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         source = self._path(remote)
-        if not os.path.isdir(source) or os.path.islink(source):
+        if os.path.islink(source):
+            raise TransportError(f"downloading {self.name}:{remote} failed: it is a symlink; not following it")
+        if not os.path.isdir(source):
             raise TransportError(f"downloading {self.name}:{remote} failed: no such folder")
+        try:
+            return self._pull(source, local, move)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise NoSpaceLeft(f"downloading {self.name}:{remote} failed: no space left on this machine") from None
+            raise
+
+    def _pull(self, source: str, local: str, move: bool) -> Pulled:
         sink = OutputSink(local)
         for rel, info in walk_entries(source):
             path = os.path.join(source, *rel.split("/"))
@@ -105,7 +116,12 @@ class LocalTransport:
                 if sink.link(rel, os.readlink(path)) and move:
                     os.unlink(path)
             elif stat.S_ISREG(info.st_mode):
-                with open(path, "rb") as handle:
+                try:
+                    handle = open(path, "rb")
+                except PermissionError as exc:
+                    sink.drop(rel, f"could not be read on {self.name}: {exc.strerror}")
+                    continue
+                with handle:
                     arrived = sink.file(rel, handle, bool(info.st_mode & stat.S_IXUSR))
                 if arrived and move:
                     os.unlink(path)

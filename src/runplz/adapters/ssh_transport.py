@@ -10,13 +10,13 @@ connection behind for long; the next transport sweeps its empty folder.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import posixpath
 import re
 import shlex
 import shutil
-import socket
 import tempfile
 import time
 from typing import Callable, Sequence
@@ -28,6 +28,7 @@ from ..domain.errors import (
     NoSpaceLeft,
     TransportError,
     Unreachable,
+    says_no_space,
 )
 from ..domain.host import SshTarget
 from ..ports.clock import Clock
@@ -57,7 +58,8 @@ _USAGE = (
     "garbage at end of line",
     "terminating, ",
 )
-_NO_SPACE = "no space left on device"
+_LINKED = "runplz: the folder is a symlink on the box; not following it"
+_IN_THE_WAY = re.compile(r'^could not make way for new [a-z ]+: (.*)$')
 _UNSAFE = re.compile(r'^ignoring unsafe symlink "(.*)" -> "(.*)"$')
 _NONREG = re.compile(r'^skipping non-regular file "(.*)"$')
 _UNREADABLE = re.compile(r'^rsync: \[sender\] send_files failed to open "(.*)": (.*)$')
@@ -82,23 +84,20 @@ def _last(text: str) -> str:
 
 
 def _sweep(folder: str, older_than: float = 120.0) -> None:
-    """Remove this user's master folders whose master is gone (a driver killed with -9)."""
+    """Remove this user's master folders that no live transport holds (a driver
+    killed with -9): each transport keeps a lock on its folder while it lives."""
     now = time.time()
     for path in glob.glob(os.path.join(folder, _PREFIX + "*")):
         try:
             info = os.lstat(path)
             if info.st_uid != os.getuid() or now - info.st_mtime < older_than:
                 continue
-            socket_path = os.path.join(path, "master")
-            if os.path.exists(socket_path):
-                with socket.socket(socket.AF_UNIX) as probe:
-                    probe.settimeout(1)
-                    try:
-                        probe.connect(socket_path)
-                        continue  # a live master
-                    except OSError:
-                        pass
-            shutil.rmtree(path, ignore_errors=True)
+            with open(os.path.join(path, "lock"), "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live transport
+                shutil.rmtree(path, ignore_errors=True)
         except OSError:
             continue
 
@@ -134,6 +133,7 @@ class SshTransport:
         self._ssh = ssh
         self._rsync = rsync
         self._folder: str | None = None
+        self._lock = None  # held while this transport lives; see _sweep
         self.name = str(target)
 
     @property
@@ -141,6 +141,8 @@ class SshTransport:
         if self._folder is None:
             _sweep(tempfile.gettempdir())
             self._folder = tempfile.mkdtemp(prefix=_PREFIX)
+            self._lock = open(os.path.join(self._folder, "lock"), "w")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
         return os.path.join(self._folder, "master")
 
     def _options(self, master: bool = False) -> list[str]:
@@ -203,6 +205,9 @@ class SshTransport:
             self._call([self._ssh, *self._options(), "-O", "exit", self._target.host], timeout=30)
         shutil.rmtree(self._folder, ignore_errors=True)
         self._folder = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def _lost_or(self, result: CommandResult, what: str) -> None:
         if not self.alive():
@@ -244,10 +249,12 @@ class SshTransport:
         if result.exit_code in (255, 12, 10):
             self._lost_or(result, what)
         text = result.stderr + result.stdout
+        if _LINKED in text:
+            raise TransportError(f"{what} failed: it is a symlink on {self.name} (the job replaced it); not following it")
         reason = _last(result.stderr) or _RSYNC_EXIT.get(result.exit_code, "")
         if "command not found" in text:
             reason = f"rsync is not installed on {self.name} (install the rsync package there)"
-        elif _NO_SPACE in text.lower():
+        elif says_no_space(text):
             raise NoSpaceLeft(f"{what} failed: no space left on {'this machine' if pulling else self.name}")
         elif "protocol" in text.lower() and result.exit_code in (2, 12):
             reason += (
@@ -260,10 +267,18 @@ class SshTransport:
         self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None
     ) -> int:
         remote = remote.rstrip("/")
+        prepare = f"mkdir -p {shlex.quote(remote)}"
+        if basis:
+            # A shared lock on the basis for the whole transfer: the box refreshes it
+            # (agent start) under the exclusive one, never while a copy reads it.
+            lock = shlex.quote(basis.rstrip("/") + ".lock")
+            prepare += (
+                f" && mkdir -p {shlex.quote(posixpath.dirname(basis.rstrip('/')) or '.')} && exec 9>>{lock}"
+                " && { ! command -v flock >/dev/null 2>&1 || flock -s 9; }"
+            )
         argv = [
-            self._rsync, "-lptc", "--safe-links", "--no-devices", "--no-specials", "--stats",
-            "-e", self._ssh_command(),
-            f"--rsync-path=mkdir -p {shlex.quote(remote)} && rsync",
+            self._rsync, "-ltcE", "--safe-links", "--no-devices", "--no-specials", "--stats",
+            "-e", self._ssh_command(), f"--rsync-path={prepare} && rsync",
         ]
         if basis:
             argv.append(f"--copy-dest={basis if basis.startswith('/') else posixpath.relpath(basis, remote)}")
@@ -282,6 +297,9 @@ class SshTransport:
         argv = [
             self._rsync, "-rltcv", "-O", "--safe-links", "-E", "--no-perms", "--no-owner", "--no-group",
             "--no-devices", "--no-specials", "--chmod=Du+rwx,Fu+rw", "--stats", "-e", self._ssh_command(),
+            # never through a link put where the folder was: that would bring (and
+            # with ``move`` delete) whatever it points at
+            f"--rsync-path=test -L {shlex.quote(remote.rstrip('/'))} && {{ echo {shlex.quote(_LINKED)} >&2; exit 1; }}; rsync",
             *(["--remove-source-files"] if move else []),
             self._remote(remote.rstrip("/") + "/"), local.rstrip("/") + "/",
         ]
@@ -296,6 +314,8 @@ class SshTransport:
                 dropped.append((unsafe.group(1), "a link that points outside the outputs"))
             elif special:
                 dropped.append((special.group(1), "not a regular file"))
+            elif _IN_THE_WAY.match(line):
+                dropped.append((_IN_THE_WAY.match(line).group(1), "a folder of that name is already in the outputs"))
             elif unreadable:
                 path = unreadable.group(1)
                 path = path.split("/" + root, 1)[-1] if ("/" + root) in path else path

@@ -60,6 +60,12 @@ class NoSpaceLeft(TransportError):
     """The target's disk is full; the message says how much is free where."""
 
 
+def says_no_space(text: str) -> bool:
+    """Whether a tool's or an exception's words mean a full disk (ENOSPC)."""
+    text = text.lower()
+    return "no space left on device" in text or "errno 28" in text or "os error 28" in text
+
+
 class EngineUnavailable(RunplzError):
     """The container engine (Docker) is not installed or not answering."""
 

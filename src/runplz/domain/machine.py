@@ -10,9 +10,6 @@ from .spec import FunctionSpec
 
 _MARK = "@@runplz:"
 
-# Free KiB on the file system holding ~/.runplz (or the home folder before it exists).
-FREE_KB = "{ df -Pk .runplz 2>/dev/null || df -Pk .; } | awk 'NR==2 {print $4}'"
-
 
 @attrs.frozen
 class Gpu:
@@ -32,12 +29,7 @@ class Machine:
     docker: bool = False
     nvidia_runtime: bool = False
     facts: tuple[tuple[str, str], ...] = ()  # answers to extra checks, by name
-    free_kb: int | None = None  # free space where runplz keeps its folders
     banner: str = ""  # what the login printed before the probe's own output
-
-    @property
-    def free_mb(self) -> int | None:
-        return None if self.free_kb is None else self.free_kb // 1024
 
     def fact(self, name: str) -> str:
         return dict(self.facts).get(name, "")
@@ -51,7 +43,6 @@ def probe_script(checks: dict[str, str] | None = None) -> str:
         "mem_kb": "awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null",
         "ids": "echo \"$(id -u) $(id -g)\"",
         "home": "pwd",
-        "free_kb": FREE_KB,
         "python": "python3 -c 'import platform; print(platform.python_version())' 2>/dev/null",
         "docker": "docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && echo ok",
         "nvidia_runtime": (
@@ -114,7 +105,6 @@ def parse_probe(output: str) -> Machine:
         docker=text("docker") == "ok",
         nvidia_runtime=text("nvidia_runtime") == "yes",
         facts=tuple((name[len("check."):], text(name)) for name in sections if name.startswith("check.")),
-        free_kb=_int(text("free_kb")),
         banner="\n".join(before).strip(),
     )
 

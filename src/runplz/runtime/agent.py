@@ -39,6 +39,7 @@ import shutil
 import sys
 import time
 
+from ..domain.errors import says_no_space
 from ..domain.remote_layout import ENV_MARK, EXIT_NOSPACE, NOSPACE_MARK, PENDING_MARK, RESULT_MARK
 from .basis import mirror
 from .control import KILL_GRACE, free_kb, nospace, orphaned, record, seconds, stop, write
@@ -135,11 +136,6 @@ def kill(run: str, grace: float) -> int:
     return 0
 
 
-def _mentions_nospace(text: str) -> bool:
-    text = text.lower()
-    return "no space left on device" in text or "errno 28" in text or "os error 28" in text
-
-
 def venv(request_json: str) -> int:
     """Make (or reuse) a venv under ~/.runplz/venvs; the last line names it.
     Editable folders are installed from a snapshot kept beside the venv."""
@@ -155,14 +151,14 @@ def venv(request_json: str) -> int:
     full = []
 
     def show(line: str) -> None:
-        if _mentions_nospace(line):
+        if says_no_space(line):
             full.append(line)
         print(line, flush=True)
 
     try:
         env = builder.ensure(EnvRequest(data["key"], data["python"], steps), on_line=show)
     except (BuildError, OSError) as exc:
-        if full or nospace(exc) or _mentions_nospace(str(exc)):
+        if full or nospace(exc) or says_no_space(str(exc)):
             free = free_kb(root)
             message = f"no space left on device ({free} KiB free for {root})"
             answer = {"error": message, "nospace": True, "free_kb": free}

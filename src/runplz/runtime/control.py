@@ -9,6 +9,7 @@ import subprocess
 import time
 
 KILL_GRACE = 5.0  # kill (default), and a run whose supervisor died
+STOP_GRACE = 10.0  # at a time limit: SIGTERM, this long, then SIGKILL
 
 
 def write(path: str, text: str) -> None:
@@ -135,15 +136,22 @@ def stop_group(pgid: int, grace: float) -> None:
             return
 
 
+def remove_container(ctl: str, grace: float) -> None:
+    """The run's container, if it has one: SIGTERM, ``grace`` seconds, then gone."""
+    container = (read(os.path.join(ctl, "container")) or "").strip()
+    if not container:
+        return
+    for argv in (["docker", "stop", "-t", str(max(0, round(grace))), container], ["docker", "rm", "-f", container]):
+        try:
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            return
+
+
 def stop(ctl: str, grace: float, careful: bool = False) -> None:
     """Stop this run only: its container if it has one, then its process group.
     ``careful`` (no supervisor holds the group): spare a pgid reused since."""
-    container = (read(os.path.join(ctl, "container")) or "").strip()
-    if container:
-        try:
-            subprocess.run(["docker", "rm", "-f", container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError:
-            pass
+    remove_container(ctl, grace)
     pgid = pid_in(os.path.join(ctl, "pgid"))
     if pgid is None:
         return

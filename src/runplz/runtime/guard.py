@@ -10,9 +10,8 @@ import sys
 import time
 
 from ..domain.remote_layout import EXIT_TIMED_OUT
-from .control import seconds, stop_group
+from .control import STOP_GRACE, seconds, stop_group
 
-STOP_GRACE = 10.0
 # After passing on a stop signal: how long the job may take before its group is
 # killed. Shorter than the local driver's own grace (5 s) before it kills the
 # guard, so a job that ignores the signal never outlives its guard.
@@ -53,6 +52,7 @@ def guard(limit: float, argv: list[str]) -> int:
         status = _reap(child.pid)
         if status is not None:
             child.returncode = code = os.waitstatus_to_exitcode(status)
+            forward(signal.SIGKILL, None)  # what the job left running in its group ends with it
             return 128 - code if code < 0 else code
         if asked and time.monotonic() > asked[0] + SIGNAL_GRACE:
             forward(signal.SIGKILL, None)

@@ -8,9 +8,8 @@ import subprocess
 import threading
 
 from ..domain.remote_layout import EXIT_TIMED_OUT
-from .control import fill, nospace, reserve, seconds, stop, stop_group, unlink, write
+from .control import STOP_GRACE, fill, nospace, remove_container, reserve, seconds, stop, stop_group, unlink, write
 
-STOP_GRACE = 10.0  # at the limit: SIGTERM, this long, then SIGKILL
 
 
 def detach(ctl: str, spec: dict) -> str:
@@ -77,8 +76,10 @@ def _supervise(ctl: str, spec: dict, report: int) -> None:
         os.write(report, f"{job.pid}\n".encode())
         os.close(report)
         code = _watch(ctl, job, spec.get("limit"))
+        stop_group(job.pid, 0)  # what the job left running in its group ends with it
     unlink(os.path.join(ctl, ".timed_out"))
     fill(ctl, "exit_code", str(code))
+    remove_container(ctl, 0)  # a container its dead client left behind (after the record: off the driver's path)
 
 
 def _watch(ctl: str, job: subprocess.Popen, limit: float | None) -> int:

@@ -4,7 +4,6 @@ repo, into the run's own folder, fixed at the moment of its upload."""
 from __future__ import annotations
 
 from ..domain.errors import NoSpaceLeft
-from ..domain.machine import FREE_KB
 from ..ports.console import Console
 from ..ports.transport import Transport
 from typing import TYPE_CHECKING
@@ -13,6 +12,8 @@ if TYPE_CHECKING:
     from .tree import Selection, TreeScanner
 
 WARN_BYTES = 100 << 20
+# Free KiB on the file system holding ~/.runplz (or the home folder before it exists).
+FREE_KB = "{ df -Pk .runplz 2>/dev/null || df -Pk .; } | awk 'NR==2 {print $4}'"
 _SHOWN_DROPS = 5
 
 # Moves a finished upload into place, or drops it when another run got there first.

@@ -18,7 +18,7 @@ import attrs
 from ..domain.call import FunctionCall
 from ..domain.config import SshConfig
 from ..domain.container_run import ContainerRun, Mount, docker_run_argv
-from ..domain.errors import BuildError, NoSpaceLeft, RemoteError, RunTimeout, TransportError
+from ..domain.errors import BuildError, NoSpaceLeft, RemoteError, RunTimeout, TransportError, says_no_space
 from ..domain.hashing import digest
 from ..domain.host import SshTarget
 from ..domain.layout import BOOT_SCRIPT, BUNDLE_DIR, OUT_DIR, PAYLOAD_FILE, REPO_DIR, RUN_DIR
@@ -42,7 +42,6 @@ from .repo import find_repo_root, inside, relative_posix
 from .runs import dispatch_for, new_run_id, settle_text
 from .tree import TreeScanner
 
-_NO_SPACE = ("no space left on device", "[errno 28]")
 
 
 @attrs.frozen
@@ -117,7 +116,7 @@ class SshBackend:
         if config.use_docker:
             engine = self._engine_for(self._transport)
             images = self._images_for(engine)
-            base = images.base_request(call.app, spec.image, repo_root)
+            base = images.base_request(call.app, spec.image, repo_root, anchored)
             checks["image"] = f"docker image inspect --format x {base.tag} >/dev/null 2>&1 && echo yes"
         run = new_run_id(self._clock)
         folder = run_dir(run)
@@ -153,7 +152,7 @@ class SshBackend:
                     job = self._native_job(spec, plan, machine, repo_root, folder, bundle, payload)
                 job = attrs.evolve(job, limit=limit.seconds, basis=(f"{folder}/{REPO}", basis))
             except (NoSpaceLeft, BuildError) as exc:
-                if isinstance(exc, BuildError) and not any(t in str(exc).lower() for t in _NO_SPACE):
+                if isinstance(exc, BuildError) and not says_no_space(str(exc)):
                     raise
                 raise self._no_space(jobs, folder, "uploading and preparing the run") from None
             except KeyboardInterrupt:
@@ -260,7 +259,13 @@ class SshBackend:
             jobs.stop(job)
             jobs.fetch_outputs(job, outputs)
             raise
-        received = jobs.fetch_outputs(job, outputs)
+        try:
+            received = jobs.fetch_outputs(job, outputs)
+        except TransportError as exc:
+            raise type(exc)(
+                f"{exc}; the outputs stay on {where} in ~/{job.run_dir}/{OUT} ({spec.name} itself "
+                f"finished with exit code {finished.exit_code})"
+            ) from None
         if finished.timed_out:
             raise timed_out
         self._console.info(
@@ -277,8 +282,7 @@ class SshBackend:
         try:
             return settle_text(finished.result, finished.exit_code, run)
         except RemoteError as exc:
-            said = f"{exc.remote_message}\n{exc.remote_traceback}".lower()
-            if any(t in said for t in _NO_SPACE):
+            if says_no_space(f"{exc.remote_message}\n{exc.remote_traceback}"):
                 free = free_mb(self._transport)
                 self._console.warn(
                     f"no space left on {self._transport.name} "
