@@ -152,3 +152,22 @@ def test_check_outputs_dir_without_a_script_checks_only_home(tmp_path):
     check_outputs_dir(str(tmp_path), None, home=str(tmp_path / "home"))
     with pytest.raises(ConfigError, match="is your home folder"):
         check_outputs_dir(str(tmp_path / "home" / "."), None, home=str(tmp_path / "home"))
+
+
+def test_the_repos_git_and_folders_of_keys_are_refused(tmp_path):
+    import pytest
+
+    from runplz.domain.errors import ConfigError
+    from runplz.services.repo import check_outputs_dir
+
+    repo = tmp_path / "repo"
+    (repo / ".git" / "hooks").mkdir(parents=True)
+    script = repo / "job.py"
+    script.write_text("")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"inside the repo's \.git"):
+        check_outputs_dir(str(repo / ".git" / "hooks"), str(script), home=str(home))
+    with pytest.raises(ConfigError, match=r"inside ~/\.ssh"):
+        check_outputs_dir(str(home / ".ssh" / "out"), str(script), home=str(home))
+    check_outputs_dir(str(repo / "out"), str(script), home=str(home))

@@ -19,7 +19,6 @@ def repo_tree(repo_key: str) -> str:
     return f"{ROOT}/repos/{repo_key[:24]}"
 
 
-RUNS = f"{ROOT}/runs"
 VENVS = f"{ROOT}/venvs"
 
 
@@ -27,10 +26,6 @@ VENVS = f"{ROOT}/venvs"
 REPO = "repo"
 OUT = "out"
 CTL = "ctl"
-LOG = "ctl/job.log"
-LIMIT = "ctl/limit"  # the run's time limit in seconds, when it has one
-TIMED_OUT = "ctl/timed_out"  # written when the supervisor stopped the run at its limit
-NOTE = "ctl/note"  # why runplz ended the run itself, when it did
 
 # Exit codes of the agent and of the runs it records.
 EXIT_TIMED_OUT = 124

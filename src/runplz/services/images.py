@@ -26,10 +26,9 @@ from ..ports.container_engine import (
     ContextLink,
 )
 from .bundle import RuntimeBundle
-from .tree import Selection, TreeScanner
+from .tree import Selection, TreeScanner, warn_dropped
 
 
-_SHOWN_DROPS = 5
 
 
 def context_items(selection: Selection, prefix: str = "") -> tuple[ContextItem, ...]:
@@ -78,12 +77,6 @@ class ImageBuilder:
         self._console = console
         self._bundle = bundle
         self._trees = trees
-
-    def _say_dropped(self, selection: Selection) -> None:
-        for path, why in selection.dropped[:_SHOWN_DROPS]:
-            self._console.warn(f"not putting the link {path} into the image: {why}")
-        if len(selection.dropped) > _SHOWN_DROPS:
-            self._console.warn(f"... and {len(selection.dropped) - _SHOWN_DROPS} more links left out")
 
     def _ensure(self, request: BuildRequest, what: str) -> None:
         if self._engine.has_image(request.tag):
@@ -144,7 +137,7 @@ class ImageBuilder:
     ) -> str:
         """Build what is missing; return the run image's tag."""
         repo = self._trees.select(repo_root, anchored)
-        self._say_dropped(repo)
+        warn_dropped(self._console, repo, "not putting the link {path} into the image")
         base = self._base(app, image, repo_root, repo, anchored)
         bundle_files = self._bundle.materialized_files()
         dockerfile = render_run_layer(base.tag, uid, gid)

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import attrs
 
-from ..domain.errors import CommandTimeout, ConnectionLost, NoSpaceLeft, TransportError
+from ..domain.errors import CommandError, CommandTimeout, ConnectionLost, NoSpaceLeft, TransportError
 from ..domain.layout import BOOT_SCRIPT
 from ..domain.remote_layout import NOSPACE_MARK, OUT, PENDING_MARK, RESULT_MARK
 from ..ports.clock import Clock
@@ -150,7 +150,7 @@ class RemoteJobs:
         try:
             self._transport.connect(wait=min(self._ready_wait, 60))
             self._transport.run(self._agent("kill", job.run_dir), timeout=120)
-        except TransportError as exc:
+        except (TransportError, CommandError) as exc:
             self._console.warn(f"could not stop the run on {self._transport.name}: {exc}")
 
     def fetch_outputs(self, job: RemoteJob, local: str) -> int:

@@ -8,20 +8,28 @@ from ..ports.console import Console
 from ..ports.transport import Transport
 from typing import TYPE_CHECKING
 
+from .tree import warn_dropped
+
 if TYPE_CHECKING:
     from .tree import Selection, TreeScanner
 
 WARN_BYTES = 100 << 20
 # Free KiB on the file system holding ~/.runplz (or the home folder before it exists).
 FREE_KB = "{ df -Pk .runplz 2>/dev/null || df -Pk .; } | awk 'NR==2 {print $4}'"
-_SHOWN_DROPS = 5
 
 # Moves a finished upload into place, or drops it when another run got there first.
+# Also clears the half-made uploads of drivers that died more than a day ago.
 _SETTLE = (
-    "import os, shutil, sys\n"
+    "import glob, os, shutil, sys, time\n"
     "tmp, final = sys.argv[1:]\n"
     "try:\n    os.rename(tmp, final)\n"
     "except OSError:\n    shutil.rmtree(tmp, ignore_errors=True)\n"
+    "for old in glob.glob(os.path.join(os.path.dirname(final), '*.part-*')):\n"
+    "    try:\n"
+    "        if time.time() - os.lstat(old).st_mtime > 86400:\n"
+    "            shutil.rmtree(old, ignore_errors=True)\n"
+    "    except OSError:\n"
+    "        pass\n"
 )
 
 
@@ -49,10 +57,7 @@ class Uploader:
     def select(self, repo_root: str, anchored: frozenset[str]) -> Selection:
         """The repo as it will travel, with a word about links left out and big uploads."""
         chosen = self._trees.select(repo_root, anchored)
-        for path, why in chosen.dropped[:_SHOWN_DROPS]:
-            self._console.warn(f"not uploading the link {path}: {why}")
-        if len(chosen.dropped) > _SHOWN_DROPS:
-            self._console.warn(f"... and {len(chosen.dropped) - _SHOWN_DROPS} more links left out")
+        warn_dropped(self._console, chosen, "not uploading the link {path}")
         total = chosen.size()
         if total > WARN_BYTES:
             biggest = ", ".join(f"{name} ({size_text(size)})" for name, size in chosen.largest_folders(3))

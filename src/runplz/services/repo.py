@@ -34,9 +34,13 @@ def inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
 
+_PRIVATE = (".ssh", ".aws", ".gnupg", ".kube", ".docker", ".config/gcloud")
+
+
 def check_outputs_dir(outputs_dir: str, script: str | None, home: str | None = None) -> None:
     """Refuse an outputs folder whose files could overwrite the user's own: the
-    repo root, a folder above it, or the home folder (real paths compared)."""
+    repo root, a folder above it, the repo's ``.git``, the home folder, or a
+    folder of keys in it (real paths compared)."""
     real = os.path.realpath(os.path.expanduser(outputs_dir))
     shown = repr(outputs_dir) if real == os.path.abspath(outputs_dir) else f"{outputs_dir!r} ({real})"
     prefix = f"outputs_dir (--outputs-dir) {shown}"
@@ -49,5 +53,11 @@ def check_outputs_dir(outputs_dir: str, script: str | None, home: str | None = N
             raise ConfigError(
                 f"{prefix} holds the repo root {root}; outputs would overwrite your source {advice}"
             )
-    if real == os.path.realpath(home or os.path.expanduser("~")):
+        if inside(real, os.path.join(root, ".git")):
+            raise ConfigError(f"{prefix} is inside the repo's .git; outputs could plant hooks there {advice}")
+    home_real = os.path.realpath(home or os.path.expanduser("~"))
+    if real == home_real:
         raise ConfigError(f"{prefix} is your home folder; outputs would overwrite your files {advice}")
+    for private in _PRIVATE:
+        if inside(real, os.path.join(home_real, private)):
+            raise ConfigError(f"{prefix} is inside ~/{private}; outputs would land among your keys {advice}")

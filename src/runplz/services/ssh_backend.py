@@ -252,12 +252,12 @@ class SshBackend:
             finished = jobs.follow(job, started + limit.seconds + 5)
         except PastDeadline:
             jobs.stop(job)
-            jobs.fetch_outputs(job, outputs)
+            self._outputs_anyway(jobs, job, outputs)
             raise timed_out from None
         except KeyboardInterrupt:
             self._console.warn(f"interrupted: stopping the run on {where}")
             jobs.stop(job)
-            jobs.fetch_outputs(job, outputs)
+            self._outputs_anyway(jobs, job, outputs)
             raise
         try:
             received = jobs.fetch_outputs(job, outputs)
@@ -273,6 +273,13 @@ class SshBackend:
             f"{self._clock.monotonic() - started:.1f}s; {size_text(received)} of outputs in {outputs}"
         )
         return self._settle(finished, run)
+
+    def _outputs_anyway(self, jobs: RemoteJobs, job: RemoteJob, outputs: str) -> None:
+        """Bring outputs home on the way out of a failed run, without hiding why it failed."""
+        try:
+            jobs.fetch_outputs(job, outputs)
+        except TransportError as exc:
+            self._console.warn(f"{exc}; the outputs stay on {self._transport.name} in ~/{job.run_dir}/{OUT}")
 
     def _settle(self, finished: Finished, run: str) -> Any:
         if finished.note and finished.result is None:

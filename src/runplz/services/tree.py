@@ -261,3 +261,14 @@ class TreeScanner:
     ) -> list[TreeFile]:
         """The regular files of `select`, sorted by path."""
         return list(self.select(root, anchored, repo_root).files)
+
+
+_SHOWN_DROPS = 5
+
+
+def warn_dropped(console, selection: "Selection", saying: str) -> None:
+    """One warning per link left out (the first few): ``saying`` with ``{path}``, then why."""
+    for path, why in selection.dropped[:_SHOWN_DROPS]:
+        console.warn(f"{saying.format(path=path)}: {why}")
+    if len(selection.dropped) > _SHOWN_DROPS:
+        console.warn(f"... and {len(selection.dropped) - _SHOWN_DROPS} more links left out")
