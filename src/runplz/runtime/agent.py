@@ -42,7 +42,8 @@ import time
 from ..domain.errors import says_no_space
 from ..domain.remote_layout import ENV_MARK, EXIT_NOSPACE, NOSPACE_MARK, PENDING_MARK, RESULT_MARK
 from .basis import mirror
-from .control import KILL_GRACE, free_kb, nospace, orphaned, record, seconds, stop, write
+from .control import KILL_GRACE, free_kb, nospace, orphaned, record, seconds, stop
+from .files import write
 from .guard import guard
 from .prune import prune
 from .supervisor import detach, in_background

@@ -8,35 +8,11 @@ import signal
 import subprocess
 import time
 
+from .files import read, unlink, write
+
 KILL_GRACE = 5.0  # kill (default), and a run whose supervisor died
 STOP_GRACE = 10.0  # at a time limit: SIGTERM, this long, then SIGKILL
 
-
-def write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        unlink(tmp)
-        raise
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def nospace(exc: BaseException) -> bool:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from ..domain.payload import PROTOCOL, Raised, Result, Returned, json_problem
 from ..domain.layout import RESULT_FILE
+from .files import write
 
 
 _RESERVE = 256 << 10  # room kept for the result record, in case the job fills the disk
@@ -25,33 +26,21 @@ def _reserve(path: str) -> None:
         pass
 
 
-def _put(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write(path: str, result: Result) -> None:
     from ..protocol.wire import encode_result
 
     try:
-        _put(path, encode_result(result))
+        write(path, encode_result(result))
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
         if os.path.exists(path + ".reserve"):
             os.unlink(path + ".reserve")
         try:
-            _put(path, encode_result(result))
+            write(path, encode_result(result))
         except OSError:
             small = Raised("OSError", f"the result record could not be written: {exc}", "", 1)
-            _put(path, encode_result(Result(result.protocol, result.run_id, small)))
+            write(path, encode_result(Result(result.protocol, result.run_id, small)))
     finally:
         if os.path.exists(path + ".reserve"):
             os.unlink(path + ".reserve")

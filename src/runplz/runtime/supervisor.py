@@ -8,7 +8,8 @@ import subprocess
 import threading
 
 from ..domain.remote_layout import EXIT_TIMED_OUT
-from .control import STOP_GRACE, fill, nospace, remove_container, reserve, seconds, stop, stop_group, unlink, write
+from .control import STOP_GRACE, fill, nospace, remove_container, reserve, seconds, stop, stop_group
+from .files import unlink, write
 
 
 
