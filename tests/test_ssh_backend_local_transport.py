@@ -72,3 +72,16 @@ def test_runtime_cap(backend, tmp_path):
     with pytest.raises(RunTimeout, match="max_runtime_seconds=2"):
         run.call(call(script, "go", n=5, nap=60))
     assert (tmp_path / "out" / "go.txt").read_text() == "5"
+
+
+def test_a_run_that_fails_before_it_starts_leaves_no_folder_behind(backend, tmp_path):
+    from runplz.domain.errors import UsageError
+
+    script = make_repo(tmp_path / "repo", JOB.replace(
+        'Image.from_registry("python:3.11-slim")', 'Image.from_registry("python:3.11-slim").pip_install_local_dir("missing")'
+    ))
+    run, _, _ = backend(SshConfig(use_docker=False))
+    with pytest.raises(UsageError, match="no such folder"):
+        run.call(call(script, "go", n=1))
+    runs = tmp_path / "box-home" / ".runplz" / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []

@@ -13,7 +13,6 @@ import signal
 import stat
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from .files import read, unlink, write
+from .files import read, write
 
 KILL_GRACE = 5.0  # kill (default), and a run whose supervisor died
 STOP_GRACE = 10.0  # at a time limit: SIGTERM, this long, then SIGKILL

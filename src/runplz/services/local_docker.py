@@ -14,7 +14,8 @@ from ..ports.console import Console
 from ..ports.container_engine import ContainerEngine, ContainerRun, Mount
 from .images import ImageBuilder
 from .repo import find_repo_root, inside, relative_posix
-from .runs import BACKUP_SECONDS, EXIT_TIMED_OUT, RunDir, dispatch_for, guarded, new_run_id
+from ..domain.remote_layout import EXIT_TIMED_OUT
+from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded, new_run_id
 from .settings import LocalSettings
 
 

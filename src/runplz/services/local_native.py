@@ -16,7 +16,8 @@ from ..ports.python_env import EnvRequest, PythonEnvBuilder
 from .bundle import RuntimeBundle
 from .native_steps import ensure_env, native_steps
 from .repo import find_repo_root
-from .runs import BACKUP_SECONDS, EXIT_TIMED_OUT, RunDir, dispatch_for, guarded, new_run_id
+from ..domain.remote_layout import EXIT_TIMED_OUT
+from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded, new_run_id
 from .settings import LocalSettings
 from .tree import TreeScanner
 

@@ -11,7 +11,6 @@ from .. import __version__
 from ..domain.call import FunctionCall
 from ..domain.errors import ProtocolError, RemoteError
 from ..domain.layout import PAYLOAD_FILE, RESULT_FILE
-from ..domain.remote_layout import EXIT_TIMED_OUT
 from ..domain.naming import run_id
 from ..domain.payload import PROTOCOL, Dispatch, Result, settle
 from ..ports.clock import Clock

@@ -151,11 +151,9 @@ class SshBackend:
                         self._console.warn(warning)
                     job = self._native_job(spec, plan, machine, repo_root, folder, bundle, payload)
                 job = attrs.evolve(job, limit=limit.seconds, basis=(f"{folder}/{REPO}", basis))
-            except (NoSpaceLeft, BuildError) as exc:
-                if isinstance(exc, BuildError) and not says_no_space(str(exc)):
-                    raise
-                raise self._no_space(jobs, folder, "uploading and preparing the run") from None
-            except KeyboardInterrupt:
+            except BaseException as exc:
+                if isinstance(exc, NoSpaceLeft) or (isinstance(exc, BuildError) and says_no_space(str(exc))):
+                    raise self._no_space(jobs, folder, "uploading and preparing the run") from None
                 jobs.discard(folder)  # nothing started: leave no half-made run behind
                 raise
             os.makedirs(outputs, exist_ok=True)
