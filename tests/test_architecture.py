@@ -62,8 +62,9 @@ def test_ports_are_runtime_checkable_protocols_with_a_contract():
 
 def test_public_api_is_pinned():
     assert runplz.__all__ == [
-        "App", "BrevConfig", "Function", "Image", "LocalConfig", "ModalConfig",
-        "RemoteError", "RunplzError", "SshConfig", "__version__",
+        "App", "BrevConfig", "Function", "Image", "ImageOp", "LocalConfig", "ModalConfig",
+        "RemoteError", "RunTimeout", "RunplzError", "RunplzWarning", "SshConfig", "StandInWarning",
+        "__version__",
     ]
     for name in runplz.__all__:
         assert getattr(runplz, name) is not None

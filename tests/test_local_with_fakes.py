@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runplz import RemoteError
-from runplz.domain.errors import RunTimeout, UsageError
+from runplz.domain.errors import RunTimeout, StandInWarning, UsageError
 from runplz.loader import load_app
 from runplz.testing import FakePythonEnvBuilder, fake_container
 
@@ -69,19 +69,19 @@ def test_timeout_stops_the_run(tmp_path):
         module.nap.remote()
 
 
-def test_non_json_return_value_is_a_remote_type_error(tmp_path):
+def test_a_set_comes_back_as_a_list_and_odd_values_as_stand_ins(tmp_path):
     script = make_repo(tmp_path / "repo", '''
         from runplz import App, Image
         app = App("odd")
         @app.function(image=Image.from_registry("python:3.11-slim"))
-        def odd():
-            return {1, 2}
+        def odd(kind: str = "set"):
+            return {2, 1} if kind == "set" else {"ok": 1, "odd": object()}
     ''')
     module, _, _ = bound(script, tmp_path)
-    with pytest.raises(RemoteError) as caught:
-        module.odd.remote()
-    assert caught.value.remote_type == "TypeError"
-    assert "JSON" in caught.value.remote_message
+    assert module.odd.remote() == [1, 2]
+    with pytest.warns(StandInWarning, match=r"the return value\['odd'\] is a object"):
+        value = module.odd.remote(kind="object")
+    assert value["ok"] == 1 and value["odd"].startswith("<object object at")
 
 
 def test_secrets_git_caches_and_outputs_never_enter_the_build_context(repo, tmp_path):

@@ -21,7 +21,8 @@ from runplz import App, Image, LocalConfig
 app = App("signals", local_config=LocalConfig(use_docker=False))
 
 
-@app.function(image=Image.from_registry("python:3.11-slim"), timeout=600)
+# No timeout: unset, nothing caps the job, so the driver's signal alone must stop it.
+@app.function(image=Image.from_registry("python:3.11-slim"))
 def wait(pidfile: str = "", marker: str = ""):
     with open(pidfile, "w") as handle:
         handle.write(str(os.getpid()))

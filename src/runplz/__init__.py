@@ -14,11 +14,15 @@ __all__ = [
     "BrevConfig",
     "Function",
     "Image",
+    "ImageOp",
     "LocalConfig",
     "ModalConfig",
     "RemoteError",
+    "RunTimeout",
     "RunplzError",
+    "RunplzWarning",
     "SshConfig",
+    "StandInWarning",
     "__version__",
 ]
 
@@ -26,12 +30,16 @@ _WHERE = {
     "App": "runplz.app",
     "Function": "runplz.app",
     "Image": "runplz.domain.image",
+    "ImageOp": "runplz.domain.image",
     "BrevConfig": "runplz.domain.config",
     "LocalConfig": "runplz.domain.config",
     "ModalConfig": "runplz.domain.config",
     "SshConfig": "runplz.domain.config",
     "RemoteError": "runplz.domain.errors",
     "RunplzError": "runplz.domain.errors",
+    "RunTimeout": "runplz.domain.errors",
+    "RunplzWarning": "runplz.domain.errors",
+    "StandInWarning": "runplz.domain.errors",
 }
 
 

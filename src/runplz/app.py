@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 from .domain.bind import BindRequest, bind_request
 from .domain.call import FunctionCall
 from .domain.config import BrevConfig, LocalConfig, ModalConfig, SshConfig
-from .domain.errors import ConfigError, UsageError
+from .domain.errors import ConfigError, DirectCall, ImageMissing, NoBackend, UsageError
 from .domain.payload import check_call_args
 from .domain.spec import FunctionSpec, function_spec
 from .domain.validate import show
@@ -50,7 +50,7 @@ class Function:
         return self.app._dispatch(self, args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
+        raise DirectCall(
             f"{self.name} is a runplz Function: call {self.name}.remote(...) to run it on the "
             f"bound backend, or {self.name}.local(...) to run it in this process"
         )
@@ -103,6 +103,12 @@ class App:
 
     @property
     def registered_functions(self) -> Mapping[str, Function]:
+        """The App's functions by name (read-only)."""
+        return MappingProxyType(self._functions)
+
+    @property
+    def functions(self) -> Mapping[str, Function]:
+        """The seed's name for `registered_functions` (read-only)."""
         return MappingProxyType(self._functions)
 
     @property
@@ -119,12 +125,12 @@ class App:
         min_memory: float | None = None,
         min_gpu_memory: float | None = None,
         min_disk: float | None = None,
-        timeout: int = 3600,
+        timeout: int | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Callable[[Callable[..., Any]], Function]:
         """Mark a function to run on the backend. Validated here, at decoration."""
         if callable(image) and not hasattr(image, "base"):
-            raise ConfigError("use @app.function(image=...) with parentheses and an Image")
+            raise ImageMissing("use @app.function(image=...) with parentheses and an Image")
 
         def decorate(func: Callable[..., Any]) -> Function:
             name = getattr(func, "__name__", None)
@@ -176,13 +182,15 @@ class App:
         *,
         native: bool | None = None,
         container: Any = None,
-    ) -> None:
+    ) -> "App":
         """Choose where ``.remote()`` runs: "local", "ssh" (host=), "brev" (instance=) or "modal".
 
         ``native=True`` runs the local backend without Docker (like ``--native``);
         ``container`` lets an embedding tool pass its own `runplz.container.Container`.
+        Returns the App, so calls chain: ``app.bind("local").run(...)``-style.
         """
         self._attach(bind_request(backend, instance, host, outputs_dir, build, native), container)
+        return self
 
     def _attach(self, request: BindRequest, container: Any = None) -> None:
         if in_runtime:
@@ -192,9 +200,9 @@ class App:
         self._backend = backend_for(container or default_container(), request, self)
 
     def _dispatch(self, function: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        check_call_args(function.name, args, kwargs)
+        plain_args, plain_kwargs = check_call_args(function.name, args, kwargs)
         if self._backend is None:
-            raise UsageError(
+            raise NoBackend(
                 f"{function.name}.remote() has no backend: run the script with "
                 f"`runplz local {os.path.basename(self.script or 'job.py')}` or call "
                 "app.bind('local') first"
@@ -202,5 +210,5 @@ class App:
         if not self.script:
             raise UsageError(f"App {self.name!r} must be defined in a script file to run remotely")
         return self._backend.call(
-            FunctionCall(self.name, function.spec, self.script, list(args), dict(kwargs))
+            FunctionCall(self.name, function.spec, self.script, plain_args, plain_kwargs)
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import attrs
 
@@ -20,8 +20,18 @@ class Invocation:
     show_value: bool = False
 
 
-def invoke(script: str, argv: Sequence[str], request: BindRequest, container: Any, usage: str) -> Invocation:
-    """Import ``script``, parse ``argv`` for its entrypoint, bind and run it."""
+def invoke(
+    script: str,
+    argv: Sequence[str],
+    request: BindRequest,
+    container: Any,
+    usage: str,
+    runner_flags: Mapping[str, bool] | None = None,
+) -> Invocation:
+    """Import ``script``, parse ``argv`` for its entrypoint, bind and run it.
+
+    ``runner_flags``: the CLI's own options (name -> takes a value), for the hint
+    when one is written after the script."""
     _, app = load_app(script)
     entry = app.entrypoint
     function = None
@@ -39,7 +49,7 @@ def invoke(script: str, argv: Sequence[str], request: BindRequest, container: An
     else:
         owner = entry.__name__
         params = params_of(entry)
-    kwargs = parse(params, argv, owner, usage)
+    kwargs = parse(params, argv, owner, usage, runner_flags)
     if isinstance(kwargs, HelpRequested):
         return Invocation(help_text=kwargs.text)
     app._attach(request, container)

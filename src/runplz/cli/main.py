@@ -34,6 +34,26 @@ def _raise(kind: type[KeyboardInterrupt]):
     return handler
 
 
+def _install_warning_renderer() -> None:
+    """runplz's own warnings (`RunplzWarning`) show as one ``runplz: warning:`` line."""
+    import warnings
+
+    from ..domain.errors import RunplzWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "runplz", False):
+        return
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, RunplzWarning):
+            render.say(f"warning: {message}")
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.runplz = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def _install_signal_handlers() -> None:
     """SIGTERM and SIGHUP raise KeyboardInterrupt subclasses, so cleanup runs as on Ctrl-C.
 
@@ -61,6 +81,7 @@ class RunplzGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         _install_signal_handlers()
+        _install_warning_renderer()
         try:
             returned = super().main(args, prog_name or "runplz", complete_var, standalone_mode=False, **extra)
             code = returned if isinstance(returned, int) else 0
@@ -93,6 +114,19 @@ def cli() -> None:
     """
 
 
+def _own_flags(ctx: click.Context) -> dict[str, bool]:
+    """This command's own long options (name -> takes a value), for the hint
+    when one is written after SCRIPT."""
+    flags = {}
+    for param in ctx.command.params:
+        if isinstance(param, click.Option):
+            for opt in (*param.opts, *param.secondary_opts, "--help"):
+                if opt.startswith("--"):
+                    flags[opt[2:]] = not param.is_flag and opt != "--help"
+    flags.pop("help", None)
+    return flags
+
+
 def _go(ctx: click.Context, backend: str, script: str, args: tuple[str, ...], **bind: Any) -> None:
     from ..domain.bind import bind_request
     from ..invoke import invoke
@@ -103,7 +137,7 @@ def _go(ctx: click.Context, backend: str, script: str, args: tuple[str, ...], **
         from ..container import default_container
 
         container = default_container()
-    outcome = invoke(script, args, request, container, f"runplz {backend} {script}")
+    outcome = invoke(script, args, request, container, f"runplz {backend} {script}", _own_flags(ctx))
     if outcome.help_text is not None:
         click.echo(outcome.help_text, nl=False)
     elif outcome.show_value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import attrs
 
@@ -114,8 +114,19 @@ def _lookup(params: Sequence[Param], name: str) -> tuple[Param, bool] | None:
     return None
 
 
-def parse(params: Sequence[Param], argv: Sequence[str], owner: str, usage: str = "") -> dict[str, Any] | HelpRequested:
-    """Turn the argv tail into keyword arguments for ``owner``, or a help request."""
+def parse(
+    params: Sequence[Param],
+    argv: Sequence[str],
+    owner: str,
+    usage: str = "",
+    runner_flags: Mapping[str, bool] | None = None,
+) -> dict[str, Any] | HelpRequested:
+    """Turn the argv tail into keyword arguments for ``owner``, or a help request.
+
+    ``runner_flags`` maps the runner's own option names (``outputs-dir``) to
+    whether they take a value: one the entrypoint does not take earns a hint
+    that it goes before the script.
+    """
     values: dict[str, Any] = {}
     tokens = list(argv)
     index = 0
@@ -131,6 +142,14 @@ def parse(params: Sequence[Param], argv: Sequence[str], owner: str, usage: str =
         name, has_value, raw = token[2:].partition("=")
         found = _lookup(params, name)
         if found is None:
+            if runner_flags and name in runner_flags:
+                moved = token
+                if runner_flags[name] and not has_value and index < len(tokens):
+                    moved = f"{token} {tokens[index]}"
+                raise UsageError(
+                    f"{owner} has no flag --{name}; runplz's own --{name} goes before SCRIPT"
+                    + (f": {_before_script(usage, moved)}" if usage else "")
+                )
             known = ", ".join(p.flag for p in params) or "none"
             raise UsageError(f"{owner} has no flag --{name} (its flags: {known})")
         param, positive = found
@@ -152,6 +171,12 @@ def parse(params: Sequence[Param], argv: Sequence[str], owner: str, usage: str =
         need = ", ".join(f"{p.flag} {_TYPE_NAME.get(p.kind, 'VALUE')}" for p in missing)
         raise UsageError(f"{owner} needs {need}")
     return values
+
+
+def _before_script(usage: str, moved: str) -> str:
+    """``runplz local job.py`` with ``moved`` put before the script."""
+    words = usage.split(" ")
+    return " ".join(words[:2] + [moved] + words[2:]) if len(words) > 2 else f"{usage} {moved}"
 
 
 def render(params: Sequence[Param], values: dict[str, Any]) -> list[str]:

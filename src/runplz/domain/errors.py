@@ -20,6 +20,22 @@ class ConfigError(UsageError, ValueError):
     """An invalid config, decoration or Image; raised eagerly, names the field."""
 
 
+class ImageMissing(ConfigError, TypeError):
+    """``@app.function`` without a usable ``image=`` (the seed raised `TypeError`)."""
+
+
+class ArgumentError(UsageError, TypeError):
+    """``.remote()`` arguments JSON cannot carry (the seed raised `TypeError`)."""
+
+
+class NoBackend(UsageError, RuntimeError):
+    """``.remote()`` before any backend was bound (the seed raised `RuntimeError`)."""
+
+
+class DirectCall(UsageError, TypeError, RuntimeError):
+    """A runplz Function called directly instead of ``.remote()`` / ``.local()``."""
+
+
 class ScriptError(UsageError):
     """The job script could not be loaded or holds no usable App."""
 
@@ -82,7 +98,7 @@ class BuildError(RunplzError):
     """An image or environment could not be built."""
 
 
-class RunTimeout(RunplzError):
+class RunTimeout(RunplzError, RuntimeError):
     """The function ran past its timeout and was stopped."""
 
 
@@ -90,7 +106,7 @@ class ProtocolError(RunplzError):
     """A dispatch payload or result record could not be read."""
 
 
-class RemoteError(RunplzError):
+class RemoteError(RunplzError, RuntimeError):
     """The function raised (or its process died) on the backend.
 
     Carries the remote exception's type name, message and traceback text and
@@ -105,3 +121,11 @@ class RemoteError(RunplzError):
         self.remote_message = message
         self.remote_traceback = traceback
         self.exit_code = exit_code
+
+
+class RunplzWarning(UserWarning):
+    """Base of the warnings runplz gives through Python's `warnings` module."""
+
+
+class StandInWarning(RunplzWarning):
+    """Part of a return value JSON cannot carry came back as a stand-in (its ``repr``)."""

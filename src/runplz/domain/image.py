@@ -24,26 +24,70 @@ class DockerfileBase:
     context: str | None
 
 
+class ImageOp:
+    """Base of every build step. ``kind``, ``args`` and ``kwargs`` read a step the
+    way the seed's ``ImageOp`` did (kinds "apt_install", "pip_install",
+    "pip_install_local_dir", "run"; kwargs as (key, str) pairs)."""
+
+    __slots__ = ()
+    kind: str = ""
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def kwargs(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def kwargs_dict(self) -> dict[str, str]:
+        return dict(self.kwargs)
+
+
 @attrs.frozen
-class AptInstall:
+class AptInstall(ImageOp):
     packages: tuple[str, ...]
+    kind = "apt_install"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.packages
 
 
 @attrs.frozen
-class PipInstall:
+class PipInstall(ImageOp):
     packages: tuple[str, ...]
     index_url: str | None = None
+    kind = "pip_install"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.packages
+
+    @property
+    def kwargs(self) -> tuple[tuple[str, str], ...]:
+        return () if self.index_url is None else (("index_url", self.index_url),)
 
 
 @attrs.frozen
-class LocalDir:
+class LocalDir(ImageOp):
     path: str
     editable: bool = True
+    kind = "pip_install_local_dir"
+
+    @property
+    def kwargs(self) -> tuple[tuple[str, str], ...]:
+        return (("path", self.path), ("editable", "1" if self.editable else "0"))
 
 
 @attrs.frozen
-class RunCommands:
+class RunCommands(ImageOp):
     commands: tuple[str, ...]
+    kind = "run"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.commands
 
 
 Op = Union[AptInstall, PipInstall, LocalDir, RunCommands]
@@ -89,6 +133,13 @@ class Image:
     def is_dockerfile(self) -> bool:
         return isinstance(self.base, DockerfileBase)
 
+    def _items(self, method: str, values: tuple[object, ...]) -> tuple[str, ...]:
+        """A step's checked strings; none is allowed (generated lists are often
+        empty), except on a Dockerfile image, which takes no steps at all."""
+        if self.is_dockerfile:
+            self._chain(method, RunCommands(()))  # raises the Dockerfile error
+        return strings("Image", method, values, at_least_one=False)
+
     def _chain(self, method: str, op: Op) -> "Image":
         if self.is_dockerfile:
             raise ConfigError(
@@ -98,21 +149,24 @@ class Image:
         return attrs.evolve(self, ops=self.ops + (op,))
 
     def apt_install(self, *packages: str) -> "Image":
-        """Install Debian/Ubuntu packages with apt-get."""
-        names = strings("Image", "apt_install", packages)
+        """Install Debian/Ubuntu packages with apt-get (none: no step)."""
+        names = self._items("apt_install", packages)
+        if not names:
+            return self
         for name in names:
             if not _APT_NAME.fullmatch(name):
                 raise ConfigError(f"Image.apt_install: {name!r} is not an apt package name")
         return self._chain("apt_install", AptInstall(names))
 
     def pip_install(self, *packages: str, index_url: str | None = None) -> "Image":
-        """Install Python packages with pip (requirement strings such as ``"pandas>=2.0"``)."""
-        names = strings("Image", "pip_install", packages)
+        """Install Python packages with pip (requirement strings such as ``"pandas>=2.0"``;
+        none: no step)."""
+        names = self._items("pip_install", packages)
         if index_url is not None and (
             not isinstance(index_url, str) or not index_url.strip() or any(c.isspace() for c in index_url)
         ):
             raise ConfigError(f"Image.pip_install index_url must be a URL; got {show(index_url)}")
-        return self._chain("pip_install", PipInstall(names, index_url))
+        return self._chain("pip_install", PipInstall(names, index_url)) if names else self
 
     def pip_install_local_dir(self, path: str = ".", editable: bool = True) -> "Image":
         """pip-install a directory of your repo (relative to the repo root)."""
@@ -122,5 +176,6 @@ class Image:
         return self._chain("pip_install_local_dir", LocalDir(local, editable))
 
     def run_commands(self, *commands: str) -> "Image":
-        """Run shell commands, each in its own step."""
-        return self._chain("run_commands", RunCommands(strings("Image", "run_commands", commands)))
+        """Run shell commands, each in its own step (none: no step)."""
+        lines = self._items("run_commands", commands)
+        return self._chain("run_commands", RunCommands(lines)) if lines else self

@@ -5,12 +5,14 @@ Serialization lives in `runplz.protocol.wire`; these are plain frozen classes.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Union
+import sys
+import warnings
+from typing import Any, Mapping, Sequence, Union
 
 import attrs
 
-from .errors import UsageError
+from .carry import NotJson, plain_arguments
+from .errors import ArgumentError, StandInWarning
 
 PROTOCOL = 1
 
@@ -31,9 +33,15 @@ class Dispatch:
 
 @attrs.frozen
 class Returned:
-    """The function returned; ``value`` is JSON."""
+    """The function returned; ``value`` is JSON (NaN and ±Infinity allowed).
+
+    ``stand_ins`` holds one note per part of the value JSON could not carry and
+    that came back as a stand-in (see `runplz.domain.carry`); the driver turns
+    each into a `StandInWarning`.
+    """
 
     value: Any
+    stand_ins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen
@@ -58,43 +66,28 @@ class Result:
     outcome: Outcome
 
 
-def json_problem(value: Any, where: str = "") -> str | None:
-    """Say why ``value`` does not survive a JSON round trip, or None if it does."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{where or 'value'} is {value!r} (not JSON)"
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            problem = json_problem(item, f"{where}[{index}]")
-            if problem:
-                return problem
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{where or 'value'} has a non-string key {key!r}"
-            problem = json_problem(item, f"{where}[{key!r}]")
-            if problem:
-                return problem
-        return None
-    return f"{where or 'value'} is a {type(value).__name__}, which JSON cannot carry"
+def check_call_args(
+    function: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """The call's arguments as JSON will carry them: send these, not the originals.
 
-
-def check_call_args(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Refuse arguments that JSON would not carry faithfully, before anything is sent."""
-    for index, arg in enumerate(args):
-        problem = json_problem(arg, f"argument {index}")
-        if problem:
-            raise UsageError(f"{function}.remote(): {problem}; arguments must be JSON")
-    for key, arg in kwargs.items():
-        problem = json_problem(arg, f"argument {key!r}")
-        if problem:
-            raise UsageError(f"{function}.remote(): {problem}; arguments must be JSON")
+    Normalised the ``json.dumps`` way (tuples become lists, int/float/bool/None
+    dict keys become strings); NaN and ±Infinity pass. Anything else (a set,
+    bytes, an object, a cycle) raises `ArgumentError` naming where it sits,
+    before anything is sent.
+    """
+    try:
+        return plain_arguments(args, kwargs)
+    except NotJson as exc:
+        raise ArgumentError(f"{function}.remote(): {exc}; arguments must be JSON") from None
 
 
 def settle(result: Result | None, exit_code: int, run_id: str) -> Any:
-    """The call's value, or a `RemoteError` describing how it failed."""
+    """The call's value, or a `RemoteError` describing how it failed.
+
+    Each stand-in note of a returned value becomes a `StandInWarning`, pointed
+    at the caller's ``.remote()`` line.
+    """
     from .errors import RemoteError
 
     if result is None or result.run_id != run_id:
@@ -107,4 +100,20 @@ def settle(result: Result | None, exit_code: int, run_id: str) -> Any:
     outcome = result.outcome
     if isinstance(outcome, Raised):
         raise RemoteError(outcome.type, outcome.message, outcome.traceback, exit_code or outcome.exit_code or 1)
+    if outcome.stand_ins:
+        level = _stacklevel()
+        for note in outcome.stand_ins:
+            warnings.warn(note, StandInWarning, stacklevel=level)
     return outcome.value
+
+
+def _stacklevel() -> int:
+    """The ``stacklevel`` that points `settle`'s warnings at the first caller
+    outside runplz (the line calling ``.remote()``), whichever backend called."""
+    level, frame = 2, sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__") or ""
+        if name != "runplz" and not name.startswith("runplz."):
+            return level
+        level, frame = level + 1, frame.f_back
+    return 2

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from .errors import ConfigError
+from .errors import ConfigError, ImageMissing
 from .image import Image
 from .validate import env_mapping, is_number, show
 
@@ -23,7 +23,7 @@ class FunctionSpec:
     min_memory: float | None = None
     min_gpu_memory: float | None = None
     min_disk: float | None = None
-    timeout: int = 3600
+    timeout: int | None = None  # None: no cap outside Modal (see domain/limits.py)
     env: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
@@ -45,12 +45,13 @@ def function_spec(
     min_memory: Any = None,
     min_gpu_memory: Any = None,
     min_disk: Any = None,
-    timeout: Any = 3600,
+    timeout: Any = None,
     env: Any = None,
 ) -> FunctionSpec:
     """Validate a decoration; every mistake is a `ConfigError` naming the field."""
     if not isinstance(image, Image):
-        raise _bad(name, "image", "an Image (e.g. Image.from_registry('python:3.11-slim'))", image)
+        wanted = "an Image (e.g. Image.from_registry('python:3.11-slim'))"
+        raise ImageMissing(f"@app.function image= for {name!r} must be {wanted}; got {show(image)}")
     if gpu is not None and (not isinstance(gpu, str) or not gpu.strip()):
         raise _bad(name, "gpu", "a non-empty GPU name such as 'A100' or None", gpu)
     for field, value in (
@@ -68,8 +69,8 @@ def function_spec(
             f"@app.function num_gpus={num_gpus} for {name!r} needs gpu= or min_gpu_memory= "
             "to say which GPUs"
         )
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise _bad(name, "timeout", "a positive int (seconds)", timeout)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
+        raise _bad(name, "timeout", "a positive int (seconds) or None", timeout)
     checked_env = env_mapping("@app.function", f"env for {name!r}", env)
     return FunctionSpec(
         name=name,

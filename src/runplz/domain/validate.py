@@ -84,9 +84,11 @@ def optional_login(instance: Any, attribute: Any, value: Any) -> None:
 
 
 def env_mapping(owner: str, name: str, value: Any) -> dict[str, str]:
-    """Check an env= mapping: valid variable names, string values."""
+    """Check an env= mapping: valid variable names, string values (numbers and
+    bools become their ``str()``)."""
     if value is None:
         return {}
+    checked: dict[str, str] = {}
     if not isinstance(value, Mapping):
         raise fail(owner, name, "a mapping of str to str", value)
     for key, item in value.items():
@@ -94,11 +96,16 @@ def env_mapping(owner: str, name: str, value: Any) -> dict[str, str]:
             raise ConfigError(
                 f"{owner}.{name} key {show(key)} is not a valid environment variable name"
             )
+        if isinstance(item, (bool, int, float)):
+            item = str(item)  # as the seed did: env=dict(SEED=1) sets SEED="1"
         if not isinstance(item, str):
-            raise ConfigError(f"{owner}.{name}[{key!r}] must be a string; got {show(item)}")
+            raise ConfigError(
+                f"{owner}.{name}[{key!r}] must be a string (or a number or bool); got {show(item)}"
+            )
         if "\x00" in item:
             raise ConfigError(f"{owner}.{name}[{key!r}] must not contain NUL")
-    return dict(value)
+        checked[key] = item
+    return checked
 
 
 def strings(owner: str, name: str, values: Iterable[Any], *, at_least_one: bool = True) -> tuple[str, ...]:

@@ -3,6 +3,13 @@
 A private cattrs converter with ``forbid_extra_keys``: an unknown key or a
 wrong type is a `ProtocolError`, never a half-read record. The ``outcome``
 union is tagged by ``kind`` ("returned" / "raised").
+
+Arguments and return values are JSON data already (`runplz.domain.carry`
+made them so) and pass through as they are; they may hold NaN and ±Infinity,
+written as Python's json writes them (``NaN``, ``Infinity``, ``-Infinity``).
+Those words are read back anywhere, but every other field is type-checked,
+so they stand only where a float may. A `Returned` without stand-ins is
+written without its ``stand_ins`` key (records from before it still read).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import json
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.strategies import configure_tagged_union
 
 from ..domain.errors import ProtocolError
@@ -34,6 +42,32 @@ _converter.register_structure_hook(int, _strict(int, "an integer"))
 _converter.register_structure_hook(str, _strict(str, "a string"))
 for _kind, _hint, _name in ((list, list[Any], "a list"), (dict, dict[str, Any], "an object")):
     _converter.register_structure_hook_func(lambda t, hint=_hint: t == hint, _strict(_kind, _name))
+
+
+def _notes(value: Any, _type: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(note, str) for note in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def _as_is(value: Any) -> Any:
+    """JSON data needs no unstructuring (and a deep value must not cost a frame per level)."""
+    return value
+
+
+_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _notes)
+_converter.register_unstructure_hook(
+    Dispatch, make_dict_unstructure_fn(Dispatch, _converter, args=override(unstruct_hook=_as_is), kwargs=override(unstruct_hook=_as_is))
+)
+_converter.register_unstructure_hook(
+    Returned,
+    make_dict_unstructure_fn(
+        Returned,
+        _converter,
+        value=override(unstruct_hook=_as_is),
+        stand_ins=override(omit_if_default=True, unstruct_hook=list),
+    ),
+)
 configure_tagged_union(
     Outcome,
     _converter,
@@ -43,16 +77,12 @@ configure_tagged_union(
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, allow_nan=False, ensure_ascii=False, sort_keys=True)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    return json.dumps(data, allow_nan=True, ensure_ascii=False, sort_keys=True)
 
 
 def _loads(text: str | bytes, cls: type[T], what: str) -> T:
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text)
     except ValueError as exc:
         raise ProtocolError(f"{what} is not JSON: {exc}") from None
     if not isinstance(data, dict):

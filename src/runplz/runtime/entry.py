@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sys
 import traceback
 from typing import Any, Sequence
 
-from ..domain.payload import PROTOCOL, Raised, Result, Returned, json_problem
+from ..domain.carry import carry_return
+from ..domain.payload import PROTOCOL, Raised, Result, Returned
 from ..domain.layout import RESULT_FILE
 from .files import write
 
@@ -99,14 +99,22 @@ def call(payload_path: str) -> int:
     except BaseException as exc:
         _write(result_path, Result(PROTOCOL, run_id, _raised(exc, 1)))
         return 1
-    problem = json_problem(value, "the return value")
-    if problem:
-        error = TypeError(f"{dispatch.function} returned a value JSON cannot carry: {problem}")
-        _write(result_path, Result(PROTOCOL, run_id, Raised("TypeError", str(error), "", 1)))
-        sys.stderr.write(f"runplz: {error}\n")
-        return 1
-    _write(result_path, Result(PROTOCOL, run_id, Returned(json.loads(json.dumps(value)))))
+    _write(result_path, Result(PROTOCOL, run_id, _returned(value)))
     return 0
+
+
+def _returned(value: Any) -> Returned:
+    """The body finished, so the run stands: parts of ``value`` JSON cannot carry
+    come back as stand-ins, noted for the caller's warning, never as a failure."""
+    try:
+        carried = carry_return(value)
+    except Exception as exc:  # carry_return guards the value's own code; this guards carry_return
+        note = (
+            f"the return value could not be carried ({type(exc).__name__}); "
+            ".remote() gave back None instead"
+        )
+        return Returned(None, (note,))
+    return Returned(carried.value, carried.stand_ins)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -7,6 +7,7 @@ import os
 from ..domain.call import FunctionCall
 from ..domain.errors import CommandTimeout, RunTimeout
 from ..domain.layout import BOOT_SCRIPT, BUNDLE_DIR, OUT_DIR, PAYLOAD_FILE, REPO_DIR, RUN_DIR
+from ..domain.limits import run_limit
 from ..domain.local_plan import choose_gpus
 from ..domain.naming import container_name
 from ..ports.clock import Clock
@@ -55,11 +56,12 @@ class LocalDockerBackend:
         env["RUNPLZ_OUT"] = OUT_DIR
         if settings.uid:
             env.setdefault("HOME", "/tmp")
+        limit = run_limit(spec.timeout)
         with RunDir() as run_dir:
             run_dir.write(dispatch_for(call, repo_root, run))
             container = ContainerRun(
                 image=tag,
-                argv=guarded("python3", f"{BUNDLE_DIR}/{BOOT_SCRIPT}", f"{RUN_DIR}/{PAYLOAD_FILE}", spec.timeout),
+                argv=guarded("python3", f"{BUNDLE_DIR}/{BOOT_SCRIPT}", f"{RUN_DIR}/{PAYLOAD_FILE}", limit.seconds if limit else 0),
                 name=container_name(call.app, spec.name, run),
                 env=env,
                 mounts=(Mount(outputs, OUT_DIR), Mount(run_dir.path, RUN_DIR)),
@@ -67,7 +69,7 @@ class LocalDockerBackend:
                 user=f"{settings.uid}:{settings.gid}",
                 gpus=gpus.flag,
                 labels={"runplz.app": call.app, "runplz.function": spec.name, "runplz.run": run},
-                timeout=spec.timeout + BACKUP_SECONDS,
+                timeout=limit.seconds + BACKUP_SECONDS if limit else None,
             )
             self._console.info(f"running {spec.name} in {tag} (run {run})")
             started = self._clock.monotonic()
@@ -75,9 +77,9 @@ class LocalDockerBackend:
                 exit_code = self._engine.run(container)
             except CommandTimeout:
                 exit_code = EXIT_TIMED_OUT
-            if exit_code == EXIT_TIMED_OUT and run_dir.result() is None:
+            if limit and exit_code == EXIT_TIMED_OUT and run_dir.result() is None:
                 raise RunTimeout(
-                    f"{spec.name} ran past its timeout of {spec.timeout}s and was stopped"
+                    f"{spec.name} ran past {limit.reason} and was stopped"
                 )
             self._console.info(
                 f"{spec.name} finished with exit code {exit_code} "

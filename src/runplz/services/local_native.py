@@ -8,6 +8,7 @@ from ..domain.call import FunctionCall
 from ..domain.errors import CommandTimeout, RunTimeout
 from ..domain.hashing import digest
 from ..domain.layout import BOOT_SCRIPT
+from ..domain.limits import run_limit
 from ..domain.local_plan import native_plan
 from ..ports.clock import Clock
 from ..ports.command_runner import CommandRunner
@@ -62,24 +63,25 @@ class LocalNativeBackend:
         run = new_run_id(self._clock)
         env = dict(spec.env)
         env["RUNPLZ_OUT"] = outputs
+        limit = run_limit(spec.timeout)
         with RunDir() as run_dir:
             run_dir.write(dispatch_for(call, repo_root, run))
             self._console.info(f"running {spec.name} natively (run {run})")
             started = self._clock.monotonic()
             try:
                 result = self._runner.run(
-                    list(guarded(python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload, spec.timeout)),
+                    list(guarded(python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload, limit.seconds if limit else 0)),
                     cwd=repo_root,
                     env=env,
-                    timeout=spec.timeout + BACKUP_SECONDS,
+                    timeout=limit.seconds + BACKUP_SECONDS if limit else None,
                     inherit=True,
                 )
                 exit_code = result.exit_code
             except CommandTimeout:
                 exit_code = EXIT_TIMED_OUT
-            if exit_code == EXIT_TIMED_OUT and run_dir.result() is None:
+            if limit and exit_code == EXIT_TIMED_OUT and run_dir.result() is None:
                 raise RunTimeout(
-                    f"{spec.name} ran past its timeout of {spec.timeout}s and was stopped"
+                    f"{spec.name} ran past {limit.reason} and was stopped"
                 )
             self._console.info(
                 f"{spec.name} finished with exit code {exit_code} "
