@@ -85,3 +85,29 @@ def test_a_run_that_fails_before_it_starts_leaves_no_folder_behind(backend, tmp_
         run.call(call(script, "go", n=1))
     runs = tmp_path / "box-home" / ".runplz" / "runs"
     assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def _limit_files(tmp_path) -> list[str]:
+    runs = tmp_path / "box-home" / ".runplz" / "runs"
+    return [p.read_text().strip() for p in sorted(runs.glob("*/ctl/limit"))]
+
+
+def test_no_timeout_and_no_max_runtime_means_no_limit_on_the_box(backend, tmp_path):
+    script = make_repo(tmp_path / "repo", JOB)
+    run, _, _ = backend(SshConfig(use_docker=False))
+    assert run.call(call(script, "go", n=1, nap=0.2)) == {"n": 1, "k": "v w"}
+    runs = list((tmp_path / "box-home" / ".runplz" / "runs").glob("*/ctl"))
+    assert len(runs) == 1 and (runs[0] / "exit_code").read_text().strip() == "0"
+    assert _limit_files(tmp_path) == []  # the supervisor got no limit
+
+
+@pytest.mark.parametrize(
+    "timeout, max_runtime, reason",
+    [(60, 2, "max_runtime_seconds=2"), (2, 60, "its timeout of 2s"), (2, None, "its timeout of 2s")],
+)
+def test_the_smaller_limit_applies_and_is_named(backend, tmp_path, timeout, max_runtime, reason):
+    script = make_repo(tmp_path / "repo", JOB.replace('env={"K": "v w"})', f'env={{"K": "v w"}}, timeout={timeout})'))
+    run, _, _ = backend(SshConfig(use_docker=False, max_runtime_seconds=max_runtime))
+    with pytest.raises(RunTimeout, match=f"go ran past {reason} on box"):
+        run.call(call(script, "go", n=6, nap=60))
+    assert _limit_files(tmp_path) == ["2"]

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 
 from runplz import Image, SshConfig
 from runplz.domain.bind import bind_request
 from runplz.domain.errors import ConfigError
 from runplz.domain.host import SshTarget, parse_target
-from runplz.domain.machine import Gpu, Machine, gpu_matches, parse_probe, probe_script, python_ok, spec_warnings
+from runplz.domain.container_run import SUDO_DOCKER, docker_prefix
+from runplz.domain.machine import (
+    Gpu,
+    Machine,
+    docker_problem,
+    docker_shell,
+    gpu_matches,
+    missing_tools,
+    parse_probe,
+    probe_script,
+    python_ok,
+    spec_warnings,
+)
 from runplz.domain.spec import function_spec
 
 IMAGE = Image.from_registry("python:3.11-slim")
@@ -128,7 +144,8 @@ H100 = "NVIDIA H100 80GB HBM3, 81559\n"
 def probe_output(gpus: str = "", cpus: str = "8", mem_kb: str = "32780000") -> str:
     return (
         f"@@runplz:cpus\n{cpus}\n@@runplz:mem_kb\n{mem_kb}\n@@runplz:ids\n1001 1001\n@@runplz:home\n/home/u\n"
-        "@@runplz:python\n3.11.2\n@@runplz:docker\nok\n@@runplz:nvidia_runtime\nyes\n"
+        "@@runplz:user\nu\n@@runplz:python\n3.11.2\n@@runplz:rsync\n/usr/bin/rsync\n"
+        "@@runplz:docker\ndocker\n@@runplz:nvidia_runtime\nyes\n"
         f"@@runplz:gpus\n{gpus}@@runplz:check.bundle\nyes\n@@runplz:end\n"
     )
 
@@ -139,6 +156,7 @@ def test_parse_probe():
     assert machine.gpus == (Gpu("NVIDIA A100-SXM4-80GB", 80.0),) * 4
     assert (machine.uid, machine.gid, machine.home, machine.python) == (1001, 1001, "/home/u", "3.11.2")
     assert machine.docker and machine.nvidia_runtime and machine.fact("bundle") == "yes"
+    assert machine.docker_command == ("docker",) and machine.rsync and machine.user == "u"
 
 
 def test_probe_script_runs_in_sh_and_parses(tmp_path):
@@ -148,6 +166,104 @@ def test_probe_script_runs_in_sh_and_parses(tmp_path):
     machine = parse_probe(out.stdout)
     assert machine.cpus and machine.cpus >= 1 and machine.memory_gb > 0
     assert machine.home == str(tmp_path) and machine.fact("x") == "hello"
+
+
+FAKE_DOCKER = """#!/bin/sh
+if [ "$FAKE_ROOT" != 1 ]; then
+    echo "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock" >&2
+    exit 1
+fi
+[ "$DOCKER_HOST" = unix:///kept.sock ] || { echo "sudo lost DOCKER_HOST" >&2; exit 1; }
+echo "docker $*" >> "$FAKE_LOG"
+echo 24.0.7
+"""
+# Like sudo: resets the environment but for what --preserve-env names.
+FAKE_SUDO = """#!/bin/sh
+[ -n "$FAKE_SUDO_REFUSES" ] && { echo "sudo: a password is required" >&2; exit 1; }
+keep="PATH FAKE_LOG"
+while [ $# -gt 0 ]; do
+    case $1 in
+    --preserve-env=*) keep="$keep $(echo "${1#--preserve-env=}" | tr , ' ')";;
+    -*) ;;
+    *) break;;
+    esac
+    shift
+done
+vars=""
+for name in $keep; do eval "value=\\${$name-}"; vars="$vars $name=$value"; done
+exec env -i FAKE_ROOT=1 $vars "$@"
+"""
+
+
+def _fake_tools(folder, **tools) -> str:
+    folder.mkdir()
+    for name, text in tools.items():
+        (folder / name).write_text(text)
+        os.chmod(folder / name, 0o755)
+    for name in ("sh", "env", "tr", "cat", "id", "nproc", "getconf", "awk", "echo"):
+        found = shutil.which(name)
+        if found and not (folder / name).exists():
+            (folder / name).symlink_to(found)
+    return str(folder)
+
+
+@pytest.mark.parametrize("sudo_works", [True, False])
+def test_probe_falls_back_to_sudo_docker_only_on_permission_denied(tmp_path, sudo_works):
+    log = tmp_path / "docker.log"
+    path = _fake_tools(tmp_path / "bin", docker=FAKE_DOCKER, sudo=FAKE_SUDO)
+    env = {"PATH": path, "FAKE_LOG": str(log), "DOCKER_HOST": "unix:///kept.sock"}
+    if not sudo_works:
+        env["FAKE_SUDO_REFUSES"] = "1"
+    checks = {"image": docker_shell("image", "inspect", "--format", "x", "app:tag") + " >/dev/null && echo yes"}
+    out = subprocess.run(["/bin/sh", "-c", probe_script(checks)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    machine = parse_probe(out.stdout)
+    assert machine.banner == "", out.stdout
+    if sudo_works:
+        assert machine.docker and machine.docker_command == SUDO_DOCKER and not machine.docker_denied
+        assert machine.fact("image") == "yes"
+        assert "docker image inspect --format x app:tag" in log.read_text()
+        assert docker_problem(machine, "box") is None
+    else:
+        assert not machine.docker and machine.docker_denied and machine.fact("image") == ""
+        problem = docker_problem(machine, "box")
+        assert problem.startswith("Docker does not answer on box: permission denied")
+        assert "docker group" in problem and "use_docker=False" in problem and "\n" not in problem
+
+
+def test_probe_without_docker_and_native_probes_never_try_sudo(tmp_path):
+    path = _fake_tools(tmp_path / "bin", sudo="#!/bin/sh\ntouch \"$FAKE_LOG\"\nexit 1\n")
+    env = {"PATH": path, "FAKE_LOG": str(tmp_path / "sudo-ran")}
+    for docker in (True, False):
+        out = subprocess.run(["/bin/sh", "-c", probe_script({}, docker=docker)], capture_output=True, text=True, env=env)
+        machine = parse_probe(out.stdout)
+        assert not machine.docker and not machine.docker_denied and not machine.rsync
+        assert docker_problem(machine, "box") == (
+            "Docker does not answer on box; install it there, or use SshConfig(use_docker=False) for a native venv"
+        )
+    assert not (tmp_path / "sudo-ran").exists()
+
+
+def test_docker_prefix_passes_the_env_through_sudo_only():
+    assert docker_prefix(("docker",), ["B"]) == ("docker",)
+    assert docker_prefix(SUDO_DOCKER) == ("sudo", "-n", "--preserve-env=DOCKER_HOST", "docker")
+    twice = docker_prefix(docker_prefix(SUDO_DOCKER, ["B", "A"]), ["C"])
+    assert twice == ("sudo", "-n", "--preserve-env=DOCKER_HOST,A,B,C", "docker")
+
+
+@pytest.mark.parametrize(
+    "python, rsync, message",
+    [
+        ("3.11.2", True, None),
+        ("", True, "box has no python3; runplz needs python3 >= 3.10 there; install it there "
+         "(Debian/Ubuntu: sudo apt-get install python3)"),
+        ("3.11.2", False, "box has no rsync; install it there (Debian/Ubuntu: sudo apt-get install rsync)"),
+        ("", False, "box has no python3 or rsync; runplz needs python3 >= 3.10 there; install them there "
+         "(Debian/Ubuntu: sudo apt-get install python3 rsync)"),
+        ("3.8.10", True, "box has Python 3.8.10; runplz needs python3 >= 3.10 there"),
+    ],
+)
+def test_missing_tools_name_the_package(python, rsync, message):
+    assert missing_tools(Machine(python=python, rsync=rsync), "box") == message
 
 
 @pytest.mark.parametrize(

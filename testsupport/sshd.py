@@ -14,6 +14,7 @@ Each sshd logs to its own file, so tests can count accepted connections.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import pwd
 import shutil
@@ -74,16 +75,54 @@ class Boxes:
             argv += ["-l", user]
         return subprocess.run([*argv, alias, *command], capture_output=True, text=True, timeout=60)
 
-    def add_user(self, name: str) -> str:
-        """Another login on the boxes (same key), made if missing; returns its home."""
+    def add_user(self, name: str, shell: str = "/bin/bash") -> str:
+        """Another login on the boxes (same key), made if missing, with ``shell``
+        as its login shell; in no extra group (not ``docker``). Returns its home."""
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+            subprocess.run(["useradd", "-m", "-s", shell, name], check=True)
             subprocess.run(["usermod", "-p", "*", name], check=True)
             entry = pwd.getpwnam(name)
+        if entry.pw_shell != shell:
+            subprocess.run(["usermod", "-s", shell, name], check=True)
         shutil.copyfile(os.path.join(self.workdir, "authorized", USER), os.path.join(self.workdir, "authorized", name))
         return entry.pw_dir
+
+    def allow_sudo(self, name: str, allowed: bool = True) -> None:
+        """Give ``name`` passwordless sudo for everything (like a cloud box's
+        user), or take it away. sudo resets the environment: the tests' dockerd
+        is not on the default socket, so DOCKER_HOST crosses sudo only when the
+        caller passes it on (runplz does, with --preserve-env)."""
+        path = f"/etc/sudoers.d/{name}"
+        if not allowed:
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        with open(path, "w") as handle:
+            handle.write(f"{name} ALL=(ALL) NOPASSWD:ALL\n")
+        os.chmod(path, 0o440)
+
+    def limited_shell(self, label: str, without: tuple[str, ...]) -> str:
+        """A login shell whose PATH is a folder of links to what /usr/bin and /bin
+        hold, except the names matching the patterns ``without`` (fnmatch, e.g.
+        ``"python3*"``); returns the shell's path (usable by any user)."""
+        folder = os.path.join(self.workdir, f"limited-{label}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(os.path.join(folder, "bin"))
+        for source in ("/usr/bin", "/bin"):
+            for name in sorted(os.listdir(source)):
+                link = os.path.join(folder, "bin", name)
+                if any(fnmatch.fnmatch(name, pattern) for pattern in without) or os.path.lexists(link):
+                    continue
+                os.symlink(os.path.join(source, name), link)
+        shell = os.path.join(folder, "shell")
+        with open(shell, "w") as handle:
+            handle.write(f'#!/bin/sh\nPATH={folder}/bin; export PATH\nexec /bin/sh "$@"\n')
+        os.chmod(shell, 0o755)
+        for path in (folder, os.path.join(folder, "bin")):
+            os.chmod(path, 0o755)
+        return shell
 
     def stop(self) -> None:
         for box in (self.near, self.far):

@@ -119,8 +119,8 @@ class Container(containers.DeclarativeContainer):
     )
     job_output = providers.Singleton(StdoutJobOutput)
     ssh_transport = providers.Factory(SshTransport, runner=command_runner, clock=clock)
-    remote_engine = providers.Factory(
-        lambda transport: DockerEngine(TransportCommandRunner(transport))
+    remote_engine = providers.Factory(  # called with (transport, the docker argv prefix that answers there)
+        lambda transport, docker=("docker",): DockerEngine(TransportCommandRunner(transport), docker)
     )
     remote_env_builder = providers.Factory(RemoteVenvBuilder)  # called with (transport, boot)
     remote_image_builder = providers.Factory(  # called with the remote engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from ..domain.errors import (
     BuildError,
@@ -15,7 +15,7 @@ from ..domain.errors import (
     GpuUnavailable,
 )
 from ..ports.command_runner import CommandRunner
-from ..domain.container_run import ContainerRun, docker_run_argv
+from ..domain.container_run import ContainerRun, docker_prefix, docker_run_argv
 from ..ports.container_engine import BuildRequest
 from .build_context import DOCKERFILE_NAME, write_context
 
@@ -27,17 +27,26 @@ def _last_lines(text: str, count: int = 20) -> str:
 
 
 class DockerEngine:
-    def __init__(self, runner: CommandRunner, docker: str = "docker") -> None:
+    """``docker``: the client's executable, or the argv prefix that runs it
+    (``["sudo", "-n", "docker"]``)."""
+
+    def __init__(self, runner: CommandRunner, docker: str | Sequence[str] = "docker") -> None:
         self._runner = runner
-        self._docker = docker
+        self._docker = (docker,) if isinstance(docker, str) else tuple(docker)
+        if not self._docker:
+            raise ValueError("an empty docker command")
         self._gpus: bool | None = None
 
     def _run(self, *args: str, **kwargs):
+        return self._call([*docker_prefix(self._docker), *args], **kwargs)
+
+    def _call(self, argv: list[str], **kwargs):
         try:
-            return self._runner.run([self._docker, *args], **kwargs)
-        except CommandNotFound:
+            return self._runner.run(argv, **kwargs)
+        except CommandNotFound as exc:
+            missing = exc.argv[0] if exc.argv else self._docker[0]
             raise EngineUnavailable(
-                f"{self._docker} is not installed; install Docker, or run natively with "
+                f"{missing} is not installed; install Docker, or run natively with "
                 "`runplz local --native` / LocalConfig(use_docker=False)"
             ) from None
 
@@ -102,9 +111,9 @@ class DockerEngine:
     def run(self, run: ContainerRun) -> int:
         if run.gpus and not self.supports_gpus():
             raise GpuUnavailable("this Docker engine has no NVIDIA runtime for --gpus")
-        argv = docker_run_argv(run, self._docker)[1:]
+        argv = docker_run_argv(run, docker_prefix(self._docker, run.env))
         try:
-            result = self._run(*argv, env=dict(run.env), timeout=run.timeout, inherit=True)
+            result = self._call(argv, env=dict(run.env), timeout=run.timeout, inherit=True)
         except (CommandTimeout, KeyboardInterrupt):
             self.remove(run.name)
             raise

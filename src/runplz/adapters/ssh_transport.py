@@ -58,6 +58,7 @@ _USAGE = (
     "garbage at end of line",
     "terminating, ",
 )
+_PACKAGES = {"rsync": "rsync", "ssh": "openssh-client"}  # what to install when a tool is missing here
 _LINKED = "runplz: the folder is a symlink on the box; not following it"
 _IN_THE_WAY = re.compile(r'^could not make way for new [a-z ]+: (.*)$')
 _UNSAFE = re.compile(r'^ignoring unsafe symlink "(.*)" -> "(.*)"$')
@@ -167,7 +168,12 @@ class SshTransport:
         try:
             return self._runner.run(argv, **kwargs)
         except CommandNotFound:
-            raise TransportError(f"{argv[0]} is not installed on this machine (needed to reach {self.name})") from None
+            tool = os.path.basename(argv[0])
+            package = _PACKAGES.get(tool)
+            hint = f" (Debian/Ubuntu: sudo apt-get install {package})" if package else ""
+            raise TransportError(
+                f"{tool} is not installed on this machine (needed to reach {self.name}); install it{hint}"
+            ) from None
 
     def connect(self, wait: float = 0) -> None:
         deadline = self._clock.monotonic() + max(0.0, wait)
@@ -252,8 +258,10 @@ class SshTransport:
         if _LINKED in text:
             raise TransportError(f"{what} failed: it is a symlink on {self.name} (the job replaced it); not following it")
         reason = _last(result.stderr) or _RSYNC_EXIT.get(result.exit_code, "")
-        if "command not found" in text:
-            reason = f"rsync is not installed on {self.name} (install the rsync package there)"
+        if "command not found" in text or "rsync: not found" in text:
+            raise TransportError(
+                f"{self.name} has no rsync; install it there (Debian/Ubuntu: sudo apt-get install rsync)"
+            )
         elif says_no_space(text):
             raise NoSpaceLeft(f"{what} failed: no space left on {'this machine' if pulling else self.name}")
         elif "protocol" in text.lower() and result.exit_code in (2, 12):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 import attrs
+
+SUDO_DOCKER = ("sudo", "-n", "docker")
+# What says which engine the client talks to: kept across sudo, which resets the environment.
+_CLIENT_ENV = ("DOCKER_HOST",)
 
 
 @attrs.frozen
@@ -37,10 +41,30 @@ def _mount(mount: Mount) -> str:
     return spec + (",readonly" if mount.read_only else "")
 
 
-def docker_run_argv(run: ContainerRun, docker: str = "docker") -> list[str]:
-    """``docker run`` for ``run``. Env values are not in argv: ``-e NAME`` takes
-    each from the docker client's own environment, which the caller sets."""
-    argv = [docker, "run", "--rm", "--pull", "never", "--name", run.name]
+def docker_prefix(command: Sequence[str], env: Iterable[str] = ()) -> tuple[str, ...]:
+    """The argv prefix that runs docker as ``command`` (``("docker",)`` or
+    `SUDO_DOCKER`), passing the environment variables ``env`` through to the
+    client: sudo resets the environment, so ``sudo -n docker`` becomes
+    ``sudo -n --preserve-env=DOCKER_HOST,NAME,... docker``. Idempotent."""
+    command = tuple(command)
+    if not command or command[0] != "sudo":
+        return command
+    flag = "--preserve-env="
+    kept = [name for part in command if part.startswith(flag) for name in part[len(flag):].split(",") if name]
+    rest = [part for part in command[1:] if not part.startswith(flag)]
+    options = 0
+    while options < len(rest) and rest[options].startswith("-"):
+        options += 1
+    names = ",".join(dict.fromkeys([*_CLIENT_ENV, *kept, *sorted(env)]))
+    return ("sudo", *rest[:options], flag + names, *rest[options:])
+
+
+def docker_run_argv(run: ContainerRun, docker: str | Sequence[str] = "docker") -> list[str]:
+    """``docker run`` for ``run`` (``docker``: the executable, or an argv prefix).
+    Env values are not in argv: ``-e NAME`` takes each from the docker client's
+    own environment, which the caller sets (through sudo: see `docker_prefix`)."""
+    prefix = [docker] if isinstance(docker, str) else list(docker)
+    argv = [*prefix, "run", "--rm", "--pull", "never", "--name", run.name]
     for key, value in sorted(run.labels.items()):
         argv += ["--label", f"{key}={value}"]
     for key in sorted(run.env):

@@ -6,9 +6,28 @@ import shlex
 
 import attrs
 
+from .container_run import SUDO_DOCKER, docker_prefix
 from .spec import FunctionSpec
 
 _MARK = "@@runplz:"
+_DOCKER_VERSION = "version --format '{{.Server.Version}}'"
+# Which docker command answers: plain, else (only when refused for lack of
+# permission) `sudo -n docker`. Checks call docker through `runplz_docker`.
+_DOCKER_PREAMBLE = """runplz_docker_state=none
+runplz_docker_cmd=
+if runplz_e=$(docker VERSION 2>&1 >/dev/null); then
+  runplz_docker_state=docker; runplz_docker_cmd=docker
+else
+  case $runplz_e in
+  *[Pp]ermission\\ denied*)
+    runplz_docker_state=denied
+    if SUDO VERSION >/dev/null 2>&1 </dev/null; then runplz_docker_state=sudo; runplz_docker_cmd='SUDO'; fi;;
+  esac
+fi 2>/dev/null
+runplz_docker() { [ -n "$runplz_docker_cmd" ] && $runplz_docker_cmd "$@"; }
+""".replace("VERSION", _DOCKER_VERSION).replace("SUDO", " ".join(docker_prefix(SUDO_DOCKER)))
+_DOCKER_STATES = {"docker": ("docker",), "sudo": SUDO_DOCKER}
+_APT_HINT = "Debian/Ubuntu: sudo apt-get install"
 
 
 @attrs.frozen
@@ -26,28 +45,45 @@ class Machine:
     gid: int | None = None
     home: str = ""  # the login folder (absolute)
     python: str = ""  # "3.11.2", or "" when python3 is missing
-    docker: bool = False
+    user: str = ""  # the login's user name
+    rsync: bool = False  # rsync is on the login's PATH
+    # How docker answers there: ("docker",), SUDO_DOCKER (plain docker was refused
+    # for lack of permission), or () when it does not answer.
+    docker_command: tuple[str, ...] = ()
+    docker_denied: bool = False  # refused for lack of permission, and sudo -n could not stand in
     nvidia_runtime: bool = False
     facts: tuple[tuple[str, str], ...] = ()  # answers to extra checks, by name
     banner: str = ""  # what the login printed before the probe's own output
+
+    @property
+    def docker(self) -> bool:
+        return bool(self.docker_command)
 
     def fact(self, name: str) -> str:
         return dict(self.facts).get(name, "")
 
 
-def probe_script(checks: dict[str, str] | None = None) -> str:
+def docker_shell(*args: str) -> str:
+    """Shell for a probe check: docker with ``args``, run the way that answers there."""
+    return "runplz_docker " + shlex.join(args)
+
+
+def probe_script(checks: dict[str, str] | None = None, docker: bool = True) -> str:
     """A POSIX sh script printing marked sections; ``checks`` are extra
-    commands (name -> shell) whose stdout is reported by name."""
+    commands (name -> shell) whose stdout is reported by name (see `docker_shell`).
+    ``docker=False``: leave Docker alone (a native run; sudo is never tried)."""
     sections = {
         "cpus": "nproc 2>/dev/null || getconf _NPROCESSORS_ONLN",
         "mem_kb": "awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null",
         "ids": "echo \"$(id -u) $(id -g)\"",
         "home": "pwd",
+        "user": "id -un",
         "python": "python3 -c 'import platform; print(platform.python_version())' 2>/dev/null",
-        "docker": "docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && echo ok",
+        "rsync": "command -v rsync",
+        "docker": "echo \"$runplz_docker_state\"",
         "nvidia_runtime": (
             "{ command -v nvidia-container-runtime-hook || command -v nvidia-container-runtime "
-            "|| docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia; } "
+            "|| runplz_docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia; } "
             ">/dev/null 2>&1 && echo yes"
         ),
         "gpus": (
@@ -57,7 +93,7 @@ def probe_script(checks: dict[str, str] | None = None) -> str:
     }
     for name, command in (checks or {}).items():
         sections[f"check.{name}"] = command
-    lines = []
+    lines = [_DOCKER_PREAMBLE if docker else "runplz_docker_state=none\nrunplz_docker() { return 1; }\n"]
     for name, command in sections.items():
         lines.append(f"echo {shlex.quote(_MARK + name)}")
         lines.append(f"( {command} ) 2>/dev/null")
@@ -102,7 +138,10 @@ def parse_probe(output: str) -> Machine:
         gid=_int(ids[1]) if len(ids) == 2 else None,
         home=text("home"),
         python=text("python"),
-        docker=text("docker") == "ok",
+        user=text("user"),
+        rsync=bool(text("rsync")),
+        docker_command=_DOCKER_STATES.get(text("docker"), ()),
+        docker_denied=text("docker") == "denied",
         nvidia_runtime=text("nvidia_runtime") == "yes",
         facts=tuple((name[len("check."):], text(name)) for name in sections if name.startswith("check.")),
         banner="\n".join(before).strip(),
@@ -119,6 +158,34 @@ def banner_problem(machine: Machine, where: str) -> str | None:
         "make its shell startup files quiet when not interactive (e.g. put "
         "`[ -z \"$PS1\" ] && return` at the top of ~/.bashrc)"
     )
+
+
+def missing_tools(machine: Machine, where: str) -> str | None:
+    """python3 (>= 3.10) and rsync, which every run needs on the box: one line
+    naming what to install, or None."""
+    missing = [name for name, there in (("python3", machine.python), ("rsync", machine.rsync)) if not there]
+    if machine.python and not python_ok(machine.python):
+        return f"{where} has Python {machine.python}; runplz needs python3 >= 3.10 there"
+    if not missing:
+        return None
+    need = "; runplz needs python3 >= 3.10 there" if not machine.python else ""
+    what, it = (" or ".join(missing), "them") if len(missing) > 1 else (missing[0], "it")
+    return f"{where} has no {what}{need}; install {it} there ({_APT_HINT} {' '.join(missing)})"
+
+
+def docker_problem(machine: Machine, where: str) -> str | None:
+    """Why a Docker-mode run cannot use Docker there, in one line; None when it can."""
+    if machine.docker:
+        return None
+    native = "or use SshConfig(use_docker=False) for a native venv"
+    if machine.docker_denied:
+        user = machine.user or "the login user"
+        return (
+            f"Docker does not answer on {where}: permission denied ({user} is not in the docker group "
+            f"and `sudo -n docker` does not work there); add {user} to the docker group there "
+            f"(sudo usermod -aG docker {user}), {native}"
+        )
+    return f"Docker does not answer on {where}; install it there, {native}"
 
 
 def python_ok(version: str) -> bool:

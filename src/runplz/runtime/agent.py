@@ -6,8 +6,9 @@ are relative to the working folder (the login home) or absolute.
 
 A run folder holds ``repo/`` (the job's code, uploaded by the driver),
 ``out/`` ($RUNPLZ_OUT) and ``ctl/``: payload.json, result.json, job.log, and
-the supervisor's files (supervisor.pid, pgid, container, limit, exit_code,
-timed_out, note). The driver moves the outputs home (they leave ``out/`` as
+the supervisor's files (supervisor.pid, pgid, container, docker (the argv
+prefix that calls docker, e.g. ``["sudo", "-n", "docker"]``; plain docker
+without it), limit, exit_code, timed_out, note). The driver moves the outputs home (they leave ``out/`` as
 they arrive); pruning deletes a finished run's ``repo/`` at once.
 
 The supervisor runs the job in its own process group and stops it at its time
@@ -61,6 +62,7 @@ def start(run: str) -> int:
         write(os.path.join(ctl, "payload.json"), spec["payload"])
         if spec.get("container"):
             write(os.path.join(ctl, "container"), spec["container"])
+            write(os.path.join(ctl, "docker"), json.dumps(spec.get("docker") or ["docker"]))
         if spec.get("limit"):
             write(os.path.join(ctl, "limit"), seconds(spec["limit"]) + "\n")
         pgid = detach(ctl, spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -103,7 +104,7 @@ def stop_group(pgid: int, grace: float) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         try:
             os.killpg(pgid, sig)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):  # gone, or only others' processes left (sudo's)
             return
         deadline = time.monotonic() + wait
         while group_alive(pgid) and time.monotonic() < deadline:
@@ -112,14 +113,28 @@ def stop_group(pgid: int, grace: float) -> None:
             return
 
 
+def docker_command(ctl: str) -> list[str]:
+    """How this run calls docker (``ctl/docker``, a JSON argv prefix such as
+    ``["sudo", "-n", "docker"]``); plain ``docker`` when the file is missing."""
+    try:
+        command = json.loads(read(os.path.join(ctl, "docker")) or "null")
+    except ValueError:
+        command = None
+    if isinstance(command, list) and command and all(isinstance(part, str) for part in command):
+        return command
+    return ["docker"]
+
+
 def remove_container(ctl: str, grace: float) -> None:
     """The run's container, if it has one: SIGTERM, ``grace`` seconds, then gone."""
     container = (read(os.path.join(ctl, "container")) or "").strip()
     if not container:
         return
-    for argv in (["docker", "stop", "-t", str(max(0, round(grace))), container], ["docker", "rm", "-f", container]):
+    docker = docker_command(ctl)
+    stop_it = [*docker, "stop", "-t", str(max(0, round(grace))), container]
+    for argv in (stop_it, [*docker, "rm", "-f", container]):
         try:
-            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError:
             return
 

@@ -29,6 +29,7 @@ class RemoteJob:
     env: Mapping[str, str]
     payload: str
     container: str | None = None
+    docker: tuple[str, ...] = ("docker",)  # the argv prefix that calls docker on the box (to stop the container)
     limit: float | None = None  # seconds; the box stops the job on its own after this
     basis: tuple[str, str] | None = None  # (the run's repo, the upload basis to refresh from it)
 
@@ -75,7 +76,8 @@ class RemoteJobs:
     def start(self, job: RemoteJob) -> None:
         spec = {
             "argv": list(job.argv), "cwd": job.cwd, "env": dict(job.env), "payload": job.payload,
-            "container": job.container, "limit": job.limit, "basis": list(job.basis) if job.basis else None,
+            "container": job.container, "docker": list(job.docker), "limit": job.limit,
+            "basis": list(job.basis) if job.basis else None,
         }
         result = self._transport.run(self._agent("start", job.run_dir), input=json.dumps(spec).encode())
         if result.exit_code == 0:

@@ -17,13 +17,23 @@ import attrs
 
 from ..domain.call import FunctionCall
 from ..domain.config import SshConfig
-from ..domain.container_run import ContainerRun, Mount, docker_run_argv
+from ..domain.container_run import ContainerRun, Mount, docker_prefix, docker_run_argv
 from ..domain.errors import BuildError, NoSpaceLeft, RemoteError, RunTimeout, TransportError, says_no_space
 from ..domain.hashing import digest
 from ..domain.host import SshTarget
 from ..domain.layout import BOOT_SCRIPT, BUNDLE_DIR, OUT_DIR, PAYLOAD_FILE, REPO_DIR, RUN_DIR
+from ..domain.limits import RunLimit, run_limit
 from ..domain.local_plan import NativePlan, choose_gpus, native_plan
-from ..domain.machine import Machine, banner_problem, parse_probe, probe_script, python_ok, spec_warnings
+from ..domain.machine import (
+    Machine,
+    banner_problem,
+    docker_problem,
+    docker_shell,
+    missing_tools,
+    parse_probe,
+    probe_script,
+    spec_warnings,
+)
 from ..domain.naming import container_name
 from ..domain.remote_layout import CTL, OUT, REPO, bundle_dir, repo_tree, run_dir
 from ..ports.clock import Clock
@@ -51,18 +61,6 @@ class SshSettings:
     target: SshTarget
 
 
-@attrs.frozen
-class _Limit:
-    seconds: float
-    reason: str
-
-
-def _limit(spec, config: SshConfig) -> _Limit:
-    if config.max_runtime_seconds is not None and config.max_runtime_seconds < spec.timeout:
-        return _Limit(float(config.max_runtime_seconds), f"max_runtime_seconds={config.max_runtime_seconds:g}")
-    return _Limit(float(spec.timeout), f"its timeout of {spec.timeout}s")
-
-
 def _import_roots(plan: NativePlan, repo_root: str, run_repo: str) -> list[str]:
     """Where the run's own copy of each editable local package imports from
     (``src/`` layouts and flat ones), so the job never imports another run's code."""
@@ -80,7 +78,7 @@ class SshBackend:
     def __init__(
         self,
         transport: Transport,
-        engine_for: Callable[[Transport], ContainerEngine],
+        engine_for: Callable[[Transport, tuple[str, ...]], ContainerEngine],  # (transport, docker argv prefix)
         envs_for: Callable[[Transport, str], PythonEnvBuilder],
         images_for: Callable[[ContainerEngine], ImageBuilder],
         bundle: RuntimeBundle,
@@ -111,13 +109,13 @@ class SshBackend:
         bundle_local = self._bundle.materialize()
         bundle = bundle_dir(self._bundle.digest())
         basis = repo_tree(digest(socket.gethostname(), repo_root))
-        engine = images = base = None
+        base = None
         checks = {"bundle": f"test -f {bundle}/{BOOT_SCRIPT} && echo yes"}
-        if config.use_docker:
-            engine = self._engine_for(self._transport)
-            images = self._images_for(engine)
-            base = images.base_request(call.app, spec.image, repo_root, anchored)
-            checks["image"] = f"docker image inspect --format x {base.tag} >/dev/null 2>&1 && echo yes"
+        if config.use_docker:  # the base image's tag (no engine call), to ask the box for it
+            base = self._images_for(self._engine_for(self._transport, ("docker",))).base_request(
+                call.app, spec.image, repo_root, anchored
+            )
+            checks["image"] = docker_shell("image", "inspect", "--format", "x", base.tag) + " >/dev/null 2>&1 && echo yes"
         run = new_run_id(self._clock)
         folder = run_dir(run)
         where = self._transport.name
@@ -125,12 +123,12 @@ class SshBackend:
         jobs = RemoteJobs(
             self._transport, self._clock, self._console, self._output, bundle, config.ssh_ready_wait_seconds
         )
-        limit = _limit(spec, config)
+        limit = run_limit(spec.timeout, config.max_runtime_seconds)
         chosen = uploader.select(repo_root, anchored)
         self._console.info(f"connecting to {where}")
         self._transport.connect(wait=config.ssh_ready_wait_seconds)
         try:
-            machine = self._probe(spec, checks)
+            machine = self._probe(spec, checks, config.use_docker)
             try:
                 if machine.fact("bundle") != "yes":
                     uploader.bundle(bundle_local, bundle, run)
@@ -138,19 +136,14 @@ class SshBackend:
                 self._console.info(f"uploaded {size_text(sent)} of changes to {where}")
                 payload = encode_dispatch(dispatch_for(call, repo_root, run))
                 if config.use_docker:
-                    if not machine.docker:
-                        raise TransportError(
-                            f"Docker does not answer on {where}; install it there, or use "
-                            "SshConfig(use_docker=False) for a native venv"
-                        )
                     if machine.fact("image") != "yes":
-                        images.build(base)
+                        self._images_for(self._engine_for(self._transport, machine.docker_command)).build(base)
                     job = self._docker_job(spec, call.app, run, machine, base.tag, folder, bundle, payload)
                 else:
                     for warning in plan.warnings:
                         self._console.warn(warning)
                     job = self._native_job(spec, plan, machine, repo_root, folder, bundle, payload)
-                job = attrs.evolve(job, limit=limit.seconds, basis=(f"{folder}/{REPO}", basis))
+                job = attrs.evolve(job, limit=limit.seconds if limit else None, basis=(f"{folder}/{REPO}", basis))
             except BaseException as exc:
                 if isinstance(exc, NoSpaceLeft) or (isinstance(exc, BuildError) and says_no_space(str(exc))):
                     raise self._no_space(jobs, folder, "uploading and preparing the run") from None
@@ -180,16 +173,18 @@ class SshBackend:
         cleanup = "; removed this run's partial upload" + (f" and pruned old runs ({freed})" if freed else "")
         return no_space(self._transport.name, free_mb(self._transport), what, cleanup)
 
-    def _probe(self, spec, checks: dict[str, str]) -> Machine:
-        result = self._transport.run(["sh", "-c", probe_script(checks)], timeout=120)
+    def _probe(self, spec, checks: dict[str, str], docker: bool) -> Machine:
+        """What the box has; one line (TransportError) for what a run cannot do without."""
+        result = self._transport.run(["sh", "-c", probe_script(checks, docker=docker)], timeout=120)
         machine = parse_probe(result.stdout)
         where = self._transport.name
-        problem = banner_problem(machine, where)
+        problem = banner_problem(machine, where) or missing_tools(machine, where)
+        if docker:
+            problem = problem or docker_problem(machine, where)
         if problem:
             raise TransportError(problem)
-        if not python_ok(machine.python):
-            found = f"Python {machine.python}" if machine.python else "no python3"
-            raise TransportError(f"{where} has {found}; runplz needs python3 >= 3.10 there")
+        if docker and machine.docker_command[:1] == ("sudo",):
+            self._console.info(f"{where}: docker needs sudo there; using `{' '.join(machine.docker_command)}`")
         for warning in spec_warnings(spec, machine, where):
             self._console.warn(warning)
         return machine
@@ -204,6 +199,7 @@ class SshBackend:
         if machine.uid:
             env.setdefault("HOME", "/tmp")
         name = container_name(app, spec.name, run)
+        docker = machine.docker_command
         container = ContainerRun(
             image=tag,
             argv=("python3", f"{BUNDLE_DIR}/{BOOT_SCRIPT}", f"{RUN_DIR}/{PAYLOAD_FILE}"),
@@ -220,7 +216,8 @@ class SshBackend:
             gpus=gpus.flag,
             labels={"runplz.app": app, "runplz.function": spec.name, "runplz.run": run},
         )
-        return RemoteJob(folder, tuple(docker_run_argv(container)), home, env, payload, name)
+        argv = docker_run_argv(container, docker_prefix(docker, env))
+        return RemoteJob(folder, tuple(argv), home, env, payload, name, docker=docker_prefix(docker))
 
     def _native_job(self, spec, plan, machine, repo_root, folder, bundle, payload) -> RemoteJob:
         home = machine.home
@@ -239,15 +236,15 @@ class SshBackend:
         argv = (python, f"{home}/{bundle}/{BOOT_SCRIPT}", f"{home}/{folder}/{CTL}/{PAYLOAD_FILE}")
         return RemoteJob(folder, argv, run_repo, job_env, payload)
 
-    def _run(self, jobs: RemoteJobs, job: RemoteJob, spec, outputs: str, run: str, limit: _Limit) -> Any:
+    def _run(self, jobs: RemoteJobs, job: RemoteJob, spec, outputs: str, run: str, limit: RunLimit | None) -> Any:
         where = self._transport.name
         started = self._clock.monotonic()
         timed_out = RunTimeout(
-            f"{spec.name} ran past {limit.reason} on {where}; killed this run's "
+            f"{spec.name} ran past {limit.reason if limit else 'its time limit'} on {where}; killed this run's "
             "process group (other jobs on the box were not touched)"
         )
         try:
-            finished = jobs.follow(job, started + limit.seconds + 5)
+            finished = jobs.follow(job, started + limit.seconds + 5 if limit else None)
         except PastDeadline:
             jobs.stop(job)
             self._outputs_anyway(jobs, job, outputs)
