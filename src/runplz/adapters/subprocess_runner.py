@@ -102,6 +102,9 @@ def _stop(proc: subprocess.Popen, first: int) -> None:
         proc.wait()
 
 
+_NO_LIMIT = 10 * 365 * 24 * 3600.0  # "no timeout", as a wait that still polls
+
+
 def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
@@ -162,7 +165,11 @@ class SubprocessRunner:
         for thread in threads:
             thread.start()
         try:
-            proc.wait(timeout=timeout)
+            # Never a blocking wait: with no timeout, Popen.wait() blocks in
+            # waitpid(), and a signal delivered to one of our reader threads
+            # would then never reach the main thread (Ctrl-C, SIGTERM and SIGHUP
+            # would hang). A timeout makes Popen poll, so handlers run.
+            proc.wait(timeout=timeout if timeout is not None else _NO_LIMIT)
         except subprocess.TimeoutExpired:
             _stop(proc, signal.SIGTERM)
             raise CommandTimeout(f"{args[0]}: still running after {timeout:g}s; stopped", args) from None
