@@ -17,6 +17,7 @@ from runplz.container import make_container
 from runplz.loader import load_app
 
 from .jobs import make_repo
+from testsupport.signals import default_signals
 
 pytestmark = pytest.mark.real
 
@@ -141,6 +142,7 @@ def test_ctrl_c_stops_and_removes_the_container(repo, cache, tmp_path, docker_en
     driver = subprocess.Popen(
         [sys.executable, "-m", "runplz", "local", "sleepy.py"],
         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=default_signals,
     )
     try:
         deadline = time.monotonic() + 600

@@ -21,6 +21,7 @@ from runplz.domain.errors import RunTimeout
 from runplz.loader import load_app
 
 from .jobs import make_repo
+from testsupport.signals import default_signals
 
 pytestmark = pytest.mark.real
 
@@ -230,7 +231,7 @@ def _cli(args, cwd, ssh_boxes, cache, **kwargs):
     env = {**os.environ, "RUNPLZ_CACHE_DIR": str(cache)}
     return subprocess.Popen(
         [sys.executable, "-m", "runplz", *args], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals, **kwargs,
     )
 
 

@@ -25,8 +25,17 @@ def _interrupt_from_another_thread(after: float) -> threading.Thread:
     return thread
 
 
+@pytest.fixture
+def interruptible():
+    """Ctrl-C raises KeyboardInterrupt here, even in a test run started in the
+    background (which ignores SIGINT; see testsupport/signals.py)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize("timeout", [None, 600.0])
-def test_an_interrupt_on_another_thread_stops_a_run(timeout):
+def test_an_interrupt_on_another_thread_stops_a_run(timeout, interruptible):
     started = time.monotonic()
     thread = _interrupt_from_another_thread(0.3)
     with pytest.raises(KeyboardInterrupt):

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from .jobs import make_repo
+from testsupport.signals import default_signals
 
 pytestmark = pytest.mark.real
 
@@ -73,7 +74,7 @@ def test_signal_exits_with_its_code_and_stops_the_job(tmp_path, cache_dir, sig, 
             [sys.executable, "-m", "runplz", "local", "--native", "job.py",
              f"--pidfile={pidfile}", f"--marker={marker}"],
             cwd=repo, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=default_signals,
         )
     job_pid = None
     try:

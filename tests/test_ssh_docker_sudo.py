@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from .jobs import make_repo
+from testsupport.signals import default_signals
 
 pytestmark = pytest.mark.real
 
@@ -47,7 +48,7 @@ def _cli(args, cwd, cache, stderr=subprocess.PIPE):
     env = {**os.environ, "RUNPLZ_CACHE_DIR": str(cache)}
     return subprocess.Popen(
         [sys.executable, "-m", "runplz", *args], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=stderr, text=True,
+        stdout=subprocess.PIPE, stderr=stderr, text=True, preexec_fn=default_signals,
     )
 
 
