@@ -1,0 +1,108 @@
+"""`BoxLedger` in a folder of the user's state directory: one JSON file per box."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+
+from ..ports.ledger import BoxRecord
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), or None if it is gone.
+
+    With the pid, this names one process: a reused pid has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rpartition(b")")[2].split()
+    except OSError:
+        return None if not _exists(pid) else ""
+    if fields and fields[0] == b"Z":
+        return None
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileLedger:
+    """Records in ``folder`` (made 0700), written atomically. A record also keeps
+    its driver's start time, so a reused pid is not mistaken for the driver."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self._folder, f"{name}.json")
+
+    def record(self, name: str, backend: str) -> BoxRecord:
+        os.makedirs(self._folder, mode=0o700, exist_ok=True)
+        pid = os.getpid()
+        entry = BoxRecord(name, backend, pid, socket.gethostname(), time.time())
+        data = {
+            "name": entry.name, "backend": entry.backend, "driver_pid": entry.driver_pid,
+            "driver_host": entry.driver_host, "created": entry.created, "driver_started": _started(pid) or "",
+        }
+        handle, temp = tempfile.mkstemp(dir=self._folder, prefix=".record-")
+        try:
+            with os.fdopen(handle, "w") as out:
+                json.dump(data, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self._path(name))
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+        return entry
+
+    def forget(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+
+    def _read(self) -> list[tuple[BoxRecord, str]]:
+        found = []
+        try:
+            names = sorted(os.listdir(self._folder))
+        except FileNotFoundError:
+            return []
+        for entry in names:
+            if not entry.endswith(".json") or entry.startswith("."):
+                continue
+            try:
+                with open(os.path.join(self._folder, entry)) as handle:
+                    data = json.load(handle)
+                record = BoxRecord(
+                    str(data["name"]), str(data["backend"]), int(data["driver_pid"]),
+                    str(data["driver_host"]), float(data["created"]),
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # half-written or foreign: not ours to judge
+            found.append((record, str(data.get("driver_started", ""))))
+        return sorted(found, key=lambda pair: pair[0].name)
+
+    def records(self) -> tuple[BoxRecord, ...]:
+        return tuple(record for record, _ in self._read())
+
+    def orphans(self, backend: str) -> tuple[BoxRecord, ...]:
+        host = socket.gethostname()
+        gone = []
+        for record, started in self._read():
+            if record.backend != backend or record.driver_host != host:
+                continue
+            now = _started(record.driver_pid)
+            if now is None or (started and now and now != started):
+                gone.append(record)
+        return tuple(gone)
