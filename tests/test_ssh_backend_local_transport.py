@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from dependency_injector import providers
 
 from runplz import RemoteError, SshConfig
 from runplz.adapters.fake_console import RecordingConsole
@@ -111,3 +112,25 @@ def test_the_smaller_limit_applies_and_is_named(backend, tmp_path, timeout, max_
     with pytest.raises(RunTimeout, match=f"go ran past {reason} on box"):
         run.call(call(script, "go", n=6, nap=60))
     assert _limit_files(tmp_path) == ["2"]
+
+
+def test_the_ssh_backend_hands_its_transport_to_the_shared_path(tmp_path):
+    """Embedding tools (and the next backends) reach the run path through one provider."""
+    from runplz.services.remote_path import RemoteRunSettings
+
+    seen = []
+
+    class Path:
+        def __init__(self, transport, settings):
+            seen.append((transport, settings))
+
+        def call(self, call):
+            return "from the path"
+
+    container = make_container(str(tmp_path / "cache"))
+    container.remote_run_path.override(providers.Factory(Path))
+    transport = LocalTransport(SubprocessRunner(), str(tmp_path / "box-home"), name="box")
+    config = SshConfig(use_docker=False, max_runtime_seconds=7, ssh_ready_wait_seconds=9)
+    backend = container.ssh_backend(transport=transport, settings=SshSettings("/tmp/o", config, SshTarget("box")))
+    assert backend.call(None) == "from the path"
+    assert seen == [(transport, RemoteRunSettings(outputs_dir="/tmp/o", mode="native", max_runtime_seconds=7, ready_wait_seconds=9))]

@@ -65,6 +65,8 @@ from .services.bundle import RuntimeBundle
 from .services.images import ImageBuilder
 from .services.local_docker import LocalDockerBackend
 from .services.local_native import LocalNativeBackend
+from .services.remote_path import RemoteRunPath
+from .services.remote_setup import job_setup
 from .services.repo import check_outputs_dir
 from .services.settings import LocalSettings
 from .services.ssh_backend import SshBackend, SshSettings
@@ -126,17 +128,25 @@ class Container(containers.DeclarativeContainer):
     remote_image_builder = providers.Factory(  # called with the remote engine
         ImageBuilder, console=console, bundle=runtime_bundle, trees=tree_scanner
     )
-    ssh_backend = providers.Factory(
-        SshBackend,
+    remote_job_setup = providers.Factory(  # called with (mode, transport): "docker", "native" or "inline"
+        job_setup,
         engine_for=remote_engine.provider,
         envs_for=remote_env_builder.provider,
         images_for=remote_image_builder.provider,
+        trees=tree_scanner,
+        console=console,
+        clock=clock,
+    )
+    remote_run_path = providers.Factory(  # called with (transport, settings: RemoteRunSettings)
+        RemoteRunPath,
+        setup_for=remote_job_setup.provider,
         bundle=runtime_bundle,
         trees=tree_scanner,
         console=console,
         clock=clock,
         output=job_output,
     )
+    ssh_backend = providers.Factory(SshBackend, paths=remote_run_path.provider)  # called with (transport, settings)
     local_native = providers.Factory(
         LocalNativeBackend,
         envs=python_env_builder,

@@ -35,6 +35,18 @@ class RemoteJob:
 
 
 @attrs.frozen
+class RunPlace:
+    """One run's places: the repo here, and its folder and the bundle on the box
+    (relative to the login folder)."""
+
+    run: str
+    folder: str
+    bundle: str
+    repo_root: str
+    payload: str  # the encoded dispatch
+
+
+@attrs.frozen
 class Finished:
     exit_code: int
     result: str | None  # the result record's text, if the job wrote one

@@ -1,0 +1,150 @@
+"""The remote run path: one function call on a box reached over a `Transport`.
+
+Shared by every backend that ends on a box over ssh (ssh, brev, ...): each
+one hands its transport and a `RemoteRunSettings` to a `RemoteRunPath`.
+
+One connection per run. The run's code goes straight into its own folder on
+the box (fixed at its upload, whatever runs next); the job runs detached
+under a supervisor that enforces its time limit (it survives a dropped
+connection or a dead driver); the driver follows its log and brings outputs
+back on success and on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Callable
+
+import attrs
+
+from ..domain.call import FunctionCall
+from ..domain.errors import BuildError, NoSpaceLeft, TransportError, says_no_space
+from ..domain.hashing import digest
+from ..domain.layout import BOOT_SCRIPT
+from ..domain.limits import run_limit
+from ..domain.remote_layout import REPO, bundle_dir, repo_tree, run_dir
+from ..domain.validate import one_of, optional_positive_number, positive_number
+from ..ports.clock import Clock
+from ..ports.console import Console
+from ..ports.job_output import JobOutput
+from ..ports.transport import Transport
+from ..protocol.wire import encode_dispatch
+from .bundle import RuntimeBundle
+from .remote_follow import RunFollower
+from .remote_probe import probe_box
+from .remote_run import RemoteJobs, RunPlace
+from .remote_setup import JobSetup
+from .remote_upload import Uploader, free_mb, no_space, size_text
+from .repo import find_repo_root, inside, relative_posix
+from .runs import dispatch_for, new_run_id
+from .tree import TreeScanner
+
+MODES = ("docker", "native", "inline")
+
+
+@attrs.frozen(kw_only=True)
+class RemoteRunSettings:
+    """What the path needs of a backend's config.
+
+    mode: "docker" builds the image on the box and runs it there; "native"
+    makes a venv there from the pip steps (warning about the steps it cannot
+    apply); "inline" applies the image's apt and shell steps on the box itself
+    (the box is the image) and then makes the venv.
+    """
+
+    outputs_dir: str  # absolute, on this machine
+    mode: str = attrs.field(validator=one_of(*MODES))
+    max_runtime_seconds: float | None = attrs.field(default=None, validator=optional_positive_number)
+    ready_wait_seconds: float = attrs.field(default=1800.0, validator=positive_number)
+
+
+SetupFor = Callable[..., JobSetup]  # called with (mode=, transport=)
+
+
+class RemoteRunPath:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: RemoteRunSettings,
+        setup_for: SetupFor,
+        bundle: RuntimeBundle,
+        trees: TreeScanner,
+        console: Console,
+        clock: Clock,
+        output: JobOutput,
+    ) -> None:
+        self._transport = transport
+        self._settings = settings
+        self._setup_for = setup_for
+        self._bundle = bundle
+        self._trees = trees
+        self._console = console
+        self._clock = clock
+        self._output = output
+
+    def call(self, call: FunctionCall) -> Any:
+        """Run ``call`` on the box and return its value (the `Backend` contract).
+        Connects, and closes the connection at the end."""
+        settings = self._settings
+        spec = call.spec
+        setup = self._setup_for(mode=settings.mode, transport=self._transport)
+        repo_root = find_repo_root(call.script)
+        outputs = settings.outputs_dir
+        anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
+        planned = setup.checks(call, repo_root, anchored)  # user mistakes fail here, before any work
+        bundle_local = self._bundle.materialize()
+        bundle = bundle_dir(self._bundle.digest())
+        basis = repo_tree(digest(socket.gethostname(), repo_root))
+        checks = {"bundle": f"test -f {bundle}/{BOOT_SCRIPT} && echo yes", **planned}
+        run = new_run_id(self._clock)
+        folder = run_dir(run)
+        where = self._transport.name
+        uploader = Uploader(self._transport, self._trees, self._console)
+        jobs = RemoteJobs(
+            self._transport, self._clock, self._console, self._output, bundle, settings.ready_wait_seconds
+        )
+        limit = run_limit(spec.timeout, settings.max_runtime_seconds)
+        chosen = uploader.select(repo_root, anchored)
+        self._console.info(f"connecting to {where}")
+        self._transport.connect(wait=settings.ready_wait_seconds)
+        try:
+            machine = probe_box(self._transport, self._console, spec, checks, setup.docker)
+            try:
+                if machine.fact("bundle") != "yes":
+                    uploader.bundle(bundle_local, bundle, run)
+                sent = uploader.repo(chosen, f"{folder}/{REPO}", basis)
+                self._console.info(f"uploaded {size_text(sent)} of changes to {where}")
+                payload = encode_dispatch(dispatch_for(call, repo_root, run))
+                job = setup.job(call, RunPlace(run, folder, bundle, repo_root, payload), machine)
+                job = attrs.evolve(job, limit=limit.seconds if limit else None, basis=(f"{folder}/{REPO}", basis))
+            except BaseException as exc:
+                if isinstance(exc, NoSpaceLeft) or (isinstance(exc, BuildError) and says_no_space(str(exc))):
+                    raise self._no_space(jobs, folder, "uploading and preparing the run") from None
+                jobs.discard(folder)  # nothing started: leave no half-made run behind
+                raise
+            os.makedirs(outputs, exist_ok=True)
+            self._console.info(f"running {spec.name} on {where} (run {run})")
+            try:
+                jobs.start(job)
+            except NoSpaceLeft:
+                raise self._no_space(jobs, folder, "starting the run") from None
+            except KeyboardInterrupt:
+                jobs.stop(job)  # it may have started before the interrupt
+                raise
+            return RunFollower(self._transport, jobs, self._console, self._clock).finish(
+                job, spec, outputs, run, limit
+            )
+        finally:
+            self._transport.close()
+
+    def _no_space(self, jobs: RemoteJobs, folder: str, what: str) -> NoSpaceLeft:
+        """Clean up after a full disk: this run's partial folder, then old finished runs."""
+        jobs.discard(folder)
+        freed = ""
+        try:
+            freed = jobs.prune(folder.rsplit("/", 1)[0])
+        except TransportError:
+            pass
+        cleanup = "; removed this run's partial upload" + (f" and pruned old runs ({freed})" if freed else "")
+        return no_space(self._transport.name, free_mb(self._transport), what, cleanup)
