@@ -68,6 +68,29 @@ class Boxes:
     near: Box
     far: Box | None
     user_home: str
+    env: dict = attrs.field(factory=dict)  # what every ssh session on the boxes gets
+
+    @property
+    def keys_dir(self) -> str:
+        """Where sshd finds each user's authorized keys (one file per user)."""
+        return os.path.join(self.workdir, "authorized")
+
+    def include(self, path: str) -> None:
+        """Make the wrapper's client config read ``path`` first (an ``Include`` at its
+        top, so its Host blocks win; the ``Host *`` defaults still apply). Idempotent."""
+        line = f"Include {path}\n"
+        with open(self.config) as handle:
+            text = handle.read()
+        if line not in text:
+            with open(self.config, "w") as handle:
+                handle.write(line + text)
+
+    def exclude(self, path: str) -> None:
+        """Undo `include`."""
+        with open(self.config) as handle:
+            text = handle.read()
+        with open(self.config, "w") as handle:
+            handle.write(text.replace(f"Include {path}\n", ""))
 
     def ssh(self, alias: str, *command: str, user: str | None = None) -> subprocess.CompletedProcess:
         argv = [os.path.join(self.wrapper_dir, "ssh"), "-T", "-o", "StrictHostKeyChecking=accept-new"]
@@ -140,7 +163,7 @@ class Boxes:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -189,6 +212,19 @@ def _sshd_config(workdir: str, name: str, address: str, port: int, keys_dir: str
     with open(conf, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return conf, log, pidfile
+
+
+_free_port = free_port
+
+
+def start_sshd(workdir: str, name: str, port: int, keys_dir: str, env: dict[str, str]) -> tuple[str, str, str]:
+    """Start one more sshd on 127.0.0.1:``port`` (files named after ``name`` in
+    ``workdir``); returns (error or "", log, pidfile)."""
+    conf, log, pidfile = _sshd_config(workdir, name, "127.0.0.1", port, keys_dir, env)
+    started = subprocess.run(["/usr/sbin/sshd", "-f", conf, "-E", log], capture_output=True, text=True)
+    if started.returncode != 0 or not _wait_port("127.0.0.1", port, None):
+        return f"sshd did not start: {started.stderr.strip()}", log, pidfile
+    return "", log, pidfile
 
 
 def _wait_port(address: str, port: int, netns: str | None) -> bool:
@@ -247,11 +283,10 @@ def start_boxes(env: dict[str, str] | None = None) -> tuple[Boxes | None, str]:
     for user in ("root", USER):
         with open(os.path.join(keys_dir, user), "w") as handle:
             handle.write(public)
-    port = _free_port()
-    conf, log, pidfile = _sshd_config(workdir, "near", "127.0.0.1", port, keys_dir, env)
-    started = subprocess.run(["/usr/sbin/sshd", "-f", conf, "-E", log], capture_output=True, text=True)
-    if started.returncode != 0 or not _wait_port("127.0.0.1", port, None):
-        return None, f"sshd did not start: {started.stderr.strip()}"
+    port = free_port()
+    error, log, pidfile = start_sshd(workdir, "near", port, keys_dir, env)
+    if error:
+        return None, error
     near = Box("runplz-near", "127.0.0.1", port, log, pidfile)
     far = _make_far(workdir, keys_dir, env)
     config = os.path.join(workdir, "ssh_config")
@@ -270,4 +305,4 @@ def start_boxes(env: dict[str, str] | None = None) -> tuple[Boxes | None, str]:
     with open(os.path.join(wrapper_dir, "ssh"), "w") as handle:
         handle.write(f'#!/bin/sh\nexec {real_ssh} -F {config} "$@"\n')
     os.chmod(os.path.join(wrapper_dir, "ssh"), 0o755)
-    return Boxes(workdir, wrapper_dir, config, key, near, far, home), ""
+    return Boxes(workdir, wrapper_dir, config, key, near, far, home, env), ""
