@@ -115,7 +115,7 @@ def test_entrypoint_help_lists_its_flags(invoke, tmp_path):
         (["ssh", "--host", "box:http", "job.py"], "not a port"),
         (["ssh", "--host", "[-G:]", "job.py"], "brackets are only for IPv6"),
         (["ssh", "--host", "host:22:33", "job.py"], "not a valid IPv6"),
-        (["brev", "job.py"], "not built yet"),
+        (["brev", "job.py"], "listed no offers"),
         (["brev", "--instance", "bad name!", "job.py"], "instance"),
         (["modal", "job.py"], "not built yet"),
     ],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import weakref
 import re
 import sys
 from types import MappingProxyType
@@ -57,6 +59,17 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<runplz.Function {self.name}>"
+
+
+def _close_at_exit(backend: Any) -> None:
+    ref = weakref.ref(backend)
+
+    def close() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.close()
+
+    atexit.register(close)
 
 
 def _check_config(name: str, value: Any, kind: type) -> Any:
@@ -197,7 +210,18 @@ class App:
             return
         from .container import backend_for, default_container
 
+        self._release()
         self._backend = backend_for(container or default_container(), request, self)
+        if callable(getattr(self._backend, "close", None)):
+            _close_at_exit(self._backend)
+
+    def _release(self) -> None:
+        """Let the bound backend finish what outlives single calls (a named
+        Brev box's ``on_finish``). Runs when the entrypoint ends, on a rebind,
+        and at interpreter exit; closing twice is harmless."""
+        close = getattr(self._backend, "close", None)
+        if callable(close):
+            close()
 
     def _dispatch(self, function: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         plain_args, plain_kwargs = check_call_args(function.name, args, kwargs)

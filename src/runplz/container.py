@@ -8,6 +8,12 @@ Embedding tools override providers, e.g.::
     container = Container()
     container.container_engine.override(FakeContainerEngine())
     app.bind("local", container=container)
+
+The brev backend reaches Brev through two ports, ``brev_catalog`` (`brev search`)
+and ``brev_instances`` (create, ls, start, stop, delete, refresh), both served by
+``brev_cli`` unless overridden; ``box_ledger`` records the ephemeral boxes a
+driver creates (``$RUNPLZ_STATE_DIR``, else ``$XDG_STATE_HOME/runplz``, else
+``~/.local/state/runplz``; folder ``boxes``).
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ def _import_dependency_injector():
 
 containers, providers = _import_dependency_injector()
 
+from .adapters.brev_cli import BrevCli
 from .adapters.docker_engine import DockerEngine
+from .adapters.file_ledger import FileLedger
 from .adapters.job_output import StdoutJobOutput
 from .adapters.remote_venv import RemoteVenvBuilder
 from .adapters.ssh_transport import SshTransport
@@ -61,6 +69,10 @@ from .adapters.venv_builder import VenvBuilder
 from .domain.bind import BindRequest
 from .domain.errors import NotBuiltError
 from .domain.host import parse_target
+from .services.brev_arrive import BrevArrival
+from .services.brev_backend import BrevBackend, BrevSettings
+from .services.brev_shape import BrevShapes
+from .services.brev_teardown import BrevTeardown
 from .services.bundle import RuntimeBundle
 from .services.images import ImageBuilder
 from .services.local_docker import LocalDockerBackend
@@ -79,6 +91,19 @@ def default_cache_dir() -> str:
         return os.path.abspath(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "runplz")
+
+
+def default_state_dir() -> str:
+    """Where runplz keeps what must survive a crash (the ledger of billed boxes)."""
+    explicit = os.environ.get("RUNPLZ_STATE_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "runplz")
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def find_uv() -> str | None:
@@ -147,6 +172,23 @@ class Container(containers.DeclarativeContainer):
         output=job_output,
     )
     ssh_backend = providers.Factory(SshBackend, paths=remote_run_path.provider)  # called with (transport, settings)
+    brev_cli = providers.Singleton(BrevCli, runner=command_runner, clock=clock)
+    brev_catalog = providers.Callable(_same, brev_cli)  # the `Catalog` port; override alone if you like
+    brev_instances = providers.Callable(_same, brev_cli)  # the `Instances` port
+    box_ledger = providers.Singleton(FileLedger, folder=config.ledger_dir.as_(str))
+    brev_shapes = providers.Factory(BrevShapes, catalog=brev_catalog, console=console)
+    brev_arrival = providers.Factory(
+        BrevArrival, instances=brev_instances, shapes=brev_shapes, ledger=box_ledger, console=console, clock=clock
+    )
+    brev_teardown = providers.Factory(BrevTeardown, instances=brev_instances, ledger=box_ledger, console=console)
+    brev_backend = providers.Factory(  # called with settings: BrevSettings
+        BrevBackend,
+        arrival=brev_arrival,
+        teardown=brev_teardown,
+        paths=remote_run_path.provider,
+        transports=ssh_transport.provider,
+        clock=clock,
+    )
     local_native = providers.Factory(
         LocalNativeBackend,
         envs=python_env_builder,
@@ -158,13 +200,15 @@ class Container(containers.DeclarativeContainer):
     )
 
 
-def make_container(cache_dir: str | None = None) -> Container:
+def make_container(cache_dir: str | None = None, state_dir: str | None = None) -> Container:
     """A Container with configuration read from this environment."""
     container = Container()
     root = cache_dir or default_cache_dir()
+    state = state_dir or default_state_dir()
     container.config.from_dict(
         {
             "cache_dir": root,
+            "ledger_dir": os.path.join(state, "boxes"),
             "venv_dir": os.path.join(root, "venvs"),
             "docker": os.environ.get("RUNPLZ_DOCKER", "docker"),
         }
@@ -190,10 +234,12 @@ def backend_for(container: Container, request: BindRequest, app: Any):
         target = parse_target(request.host, app.ssh_config)
         settings = SshSettings(outputs, app.ssh_config, target)
         return container.ssh_backend(transport=container.ssh_transport(target=target), settings=settings)
+    if request.backend == "brev":
+        return container.brev_backend(settings=BrevSettings(outputs, app.brev_config, request.instance))
     if request.backend != "local":
         raise NotBuiltError(
-            f"the {request.backend} backend is not built yet in runplz; use `runplz local` or "
-            "`runplz ssh` for now"
+            f"the {request.backend} backend is not built yet in runplz; use `runplz local`, "
+            "`runplz ssh` or `runplz brev` for now"
         )
     config = app.local_config
     native = (not config.use_docker) if request.native is None else request.native

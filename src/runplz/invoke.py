@@ -53,7 +53,10 @@ def invoke(
     if isinstance(kwargs, HelpRequested):
         return Invocation(help_text=kwargs.text)
     app._attach(request, container)
-    if function is not None:
-        return Invocation(value=function.remote(**kwargs), show_value=True)
-    entry(**kwargs)
-    return Invocation()
+    try:
+        if function is not None:
+            return Invocation(value=function.remote(**kwargs), show_value=True)
+        entry(**kwargs)
+        return Invocation()
+    finally:
+        app._release()

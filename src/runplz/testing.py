@@ -17,21 +17,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from .adapters.fake_brev import BrevFaults, FakeBrev
 from .adapters.fake_clock import FakeClock
 from .adapters.fake_console import RecordingConsole
 from .adapters.fake_engine import FakeContainerEngine, FakeImage
 from .adapters.fake_env import FakePythonEnvBuilder
+from .adapters.fake_ledger import FakeLedger
 from .adapters.fake_runner import FakeCall, FakeCommandRunner, FakeInvocation, respond
 from .adapters.fake_transport import FakeTransport
 from .adapters.job_output import RecordingJobOutput
 
 __all__ = [
+    "BrevFaults",
+    "FakeBrev",
     "FakeCall",
     "FakeClock",
     "FakeCommandRunner",
     "FakeContainerEngine",
     "FakeImage",
     "FakeInvocation",
+    "FakeLedger",
     "FakePythonEnvBuilder",
     "FakeTransport",
     "RecordingConsole",
@@ -42,23 +47,34 @@ __all__ = [
 
 
 def fake_container(cache_dir: str | None = None, **overrides: Any):
-    """A `runplz.container.Container` whose engine, env builder, console and clock are fakes.
+    """A `runplz.container.Container` whose engine, env builder, console, clock,
+    Brev account and box ledger are fakes.
 
     Pass ``container_engine=...``, ``python_env_builder=...``, ``console=...``,
-    ``job_output=...``, ``clock=...`` or ``command_runner=...`` to supply your own instances; the
-    chosen ones are reachable as ``container.<name>()``.
+    ``job_output=...``, ``clock=...``, ``command_runner=...``, ``box_ledger=...``,
+    ``brev_catalog=...`` or ``brev_instances=...`` to supply your own instances, or
+    ``brev=FakeBrev(rows)`` for both Brev ports at once; the chosen ones are
+    reachable as ``container.<name>()``. (The Brev fakes stand in for the `brev`
+    CLI only: a brev run still reaches its box over ssh, as ``ssh NAME``.)
     """
     import tempfile
 
     from .container import make_container
 
     container = make_container(cache_dir or tempfile.mkdtemp(prefix="runplz-fake-cache-"))
+    clock = overrides.get("clock") or FakeClock()
+    brev = overrides.pop("brev", None)
+    if brev is None:
+        brev = FakeBrev(clock=clock)
     fakes = {
+        "brev_catalog": brev,
+        "brev_instances": brev,
+        "box_ledger": FakeLedger(),
         "container_engine": FakeContainerEngine(),
         "python_env_builder": FakePythonEnvBuilder(pretend_index=True),
         "console": RecordingConsole(),
         "job_output": RecordingJobOutput(),
-        "clock": FakeClock(),
+        "clock": clock,
     }
     fakes.update(overrides)
     for name, fake in fakes.items():

@@ -6,7 +6,8 @@ and `BrevFaults` chosen up front::
 
     brev = FakeBrev(rows, faults=BrevFaults(boot_polls=2, no_capacity=("g5.xlarge",)))
 
-Boxes live in ``brev.boxes``; every simulated CLI call is appended to
+Boxes live in ``brev.boxes`` (pass ``boxes=`` to share one account's boxes
+between several fakes, say one per driver, each with its own faults); every simulated CLI call is appended to
 ``brev.calls`` as ``(verb, detail)``; ``brev.aliases`` holds the ssh aliases the
 last ``refresh()`` wrote. Retries and waits sleep on ``brev.clock``.
 """
@@ -130,11 +131,12 @@ class FakeBrev:
         *,
         faults: BrevFaults = BrevFaults(),
         clock: Clock | None = None,
+        boxes: dict[str, FakeBox] | None = None,
     ) -> None:
         self.catalog = [dict(row) for row in catalog]
         self.faults = faults
         self.clock = clock or FakeClock()
-        self.boxes: dict[str, FakeBox] = {}
+        self.boxes: dict[str, FakeBox] = {} if boxes is None else boxes
         self.calls: list[tuple[str, Any]] = []
         self.aliases: frozenset[str] = frozenset()
         self._transient = dict(faults.transient)

@@ -177,7 +177,7 @@ def ssh(ctx: click.Context, host: str, outputs_dir: str, script: str, args: tupl
 @_ARGS
 @click.pass_context
 def brev(ctx: click.Context, instance: str | None, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
-    """Run SCRIPT on a Brev GPU box (not built yet)."""
+    """Run SCRIPT on a Brev box: ephemeral (made and deleted per call) or --instance NAME."""
     _go(ctx, "brev", script, args, instance=instance, outputs_dir=outputs_dir)
 
 

@@ -1,0 +1,112 @@
+"""The brev backend: provision a Brev box, run on it over ssh, tear it down.
+
+Per ``.remote()`` call: check the image against the mode (nothing billed for a
+refused config), reap the boxes of drivers that died, then reach the box
+(`BrevArrival`), hand ``ssh NAME`` to the shared remote run path, and apply
+the teardown:
+
+- ephemeral (no instance name): a box of its own, deleted when the call ends,
+  however it ends (success, failure, timeout, Ctrl-C, SIGTERM, SIGHUP);
+- named: one box serves the whole invocation; its ``on_finish`` ("stop",
+  "delete" or "leave") applies once, when the App is done (`close`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+
+from ..domain.brev_lifecycle import Target, check_image, finish, target_for
+from ..domain.call import FunctionCall
+from ..domain.config import BrevConfig
+from ..domain.host import SshTarget
+from ..domain.inline_plan import inline_plan
+from ..ports.clock import Clock
+from ..ports.transport import Transport
+from .brev_arrive import BrevArrival
+from .brev_teardown import BrevTeardown
+from .remote_path import RemoteRunPath, RemoteRunSettings
+from .runs import new_run_id
+
+
+@attrs.frozen
+class BrevSettings:
+    outputs_dir: str  # absolute, on this machine
+    config: BrevConfig
+    instance: str | None = None  # None: ephemeral
+
+    def run_settings(self) -> RemoteRunSettings:
+        """Container mode runs inline (the box is the image); vm mode runs
+        Docker on the box, or a native venv without it."""
+        config = self.config
+        if config.mode == "container":
+            mode = "inline"
+        else:
+            mode = "docker" if config.use_docker else "native"
+        return RemoteRunSettings(
+            outputs_dir=self.outputs_dir,
+            mode=mode,
+            max_runtime_seconds=config.max_runtime_seconds,
+            ready_wait_seconds=config.ssh_ready_wait_seconds,
+        )
+
+
+class BrevBackend:
+    def __init__(
+        self,
+        arrival: BrevArrival,
+        teardown: BrevTeardown,
+        paths: Callable[..., RemoteRunPath],  # called with (transport=, settings=)
+        transports: Callable[..., Transport],  # called with (target=SshTarget)
+        clock: Clock,
+        settings: BrevSettings,
+    ) -> None:
+        self._arrival = arrival
+        self._teardown = teardown
+        self._paths = paths
+        self._transports = transports
+        self._clock = clock
+        self._settings = settings
+        self._named: dict[str, Target] = {}  # named boxes this invocation touched
+
+    def call(self, call: FunctionCall) -> Any:
+        config = self._settings.config
+        spec = call.spec
+        check_image(config, spec.image, spec.name)
+        if config.mode == "container":
+            inline_plan(spec.image, spec.name)  # refuses what container mode cannot run
+        self._teardown.reap()
+        target = target_for(self._settings.instance, call.app, spec.name, new_run_id(self._clock))
+        visit = self._arrival.plan(target, spec, config)
+        if target.ephemeral:
+            try:
+                self._arrival.carry_out(visit)
+                return self._run(target, call)
+            finally:
+                self._teardown.finish(target, finish(target, config), made=visit.created)
+        if visit.how != "create":
+            self._named[target.name] = target
+        try:
+            self._arrival.carry_out(visit)
+        finally:
+            if visit.created:
+                self._named[target.name] = target
+        return self._run(target, call)
+
+    def close(self) -> None:
+        """Apply ``on_finish`` to the named boxes this backend used (once each)."""
+        config = self._settings.config
+        interrupt: KeyboardInterrupt | None = None
+        while self._named:
+            _, target = self._named.popitem()
+            try:
+                self._teardown.finish(target, finish(target, config))
+            except KeyboardInterrupt as caught:  # the other boxes still get theirs
+                interrupt = caught
+        if interrupt is not None:
+            raise interrupt
+
+    def _run(self, target: Target, call: FunctionCall) -> Any:
+        transport = self._transports(target=SshTarget(target.name))
+        return self._paths(transport=transport, settings=self._settings.run_settings()).call(call)
