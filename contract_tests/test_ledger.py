@@ -62,6 +62,14 @@ class TestFileLedger(AbstractLedgerTests, LedgerFixtures):
             handle.write("{")
         assert [r.name for r in ledger.records()] == ["runplz-a"]
 
+    def test_an_unusable_folder_is_one_readable_error(self, tmp_path):
+        from runplz.domain.errors import UsageError
+
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("x")
+        with pytest.raises(UsageError, match="RUNPLZ_STATE_DIR"):
+            FileLedger(str(blocker / "boxes")).record("runplz-a", "brev")
+
     def test_the_folder_is_private(self, folder, ledger):
         ledger.record("runplz-a", "brev")
         assert os.stat(folder).st_mode & 0o077 == 0

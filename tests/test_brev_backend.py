@@ -391,3 +391,42 @@ def test_stop_on_an_unlisted_type_is_allowed(brev):
     run.close()
     assert brev.boxes["my-box"].status == "STOPPED"
     assert verbs(brev).count("search") == 2  # looked in GPU and CPU types, once
+
+
+# ---------------------------------------------------------------- creates cut short (review findings)
+
+
+def test_a_create_cut_short_keeps_the_record_until_a_later_run_sees_the_box(brev):
+    console, ledger = RecordingConsole(), FakeLedger()
+    real_create = brev.create
+
+    def interrupted(name, types, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the request may already have reached Brev
+
+    brev.create = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        backend(brev, ledger, console=console).call(spec_call(gpu="A10G"))
+    (kept,) = ledger.records()
+    assert any("cut short" in line for line in console.warnings)
+    real_create(kept.name, ["g5.xlarge"])  # the box shows up after all
+    ledger.end_driver(ledger.driver)
+    brev.create = real_create
+    ledger.driver = 2
+    backend(brev, ledger, console=console).call(spec_call(gpu="A10G"))
+    assert ephemeral(brev) == [] and ledger.records() == ()
+
+
+def test_a_named_auto_create_cut_short_still_gets_its_on_finish(brev):
+    real_create = brev.create
+
+    def lost_reply(name, types, **kwargs):
+        real_create(name, types, **kwargs)
+        raise KeyboardInterrupt  # the box was made; the driver never heard
+
+    brev.create = lost_reply
+    made = backend(brev, config=BrevConfig(auto_create_instances=True, on_finish="delete"), instance="my-new-box")
+    with pytest.raises(KeyboardInterrupt):
+        made.call(spec_call(gpu="A10G"))
+    assert "my-new-box" in brev.boxes
+    made.close()
+    assert "my-new-box" not in brev.boxes

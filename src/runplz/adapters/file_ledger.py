@@ -8,7 +8,15 @@ import socket
 import tempfile
 import time
 
+from ..domain.errors import UsageError
 from ..ports.ledger import BoxRecord
+
+
+def _unusable(folder: str, exc: OSError) -> UsageError:
+    return UsageError(
+        f"runplz cannot use its record of created boxes in {folder} ({exc.strerror or exc}); "
+        "fix that folder's permissions or set RUNPLZ_STATE_DIR"
+    )
 
 
 def _started(pid: int) -> str | None:
@@ -46,6 +54,12 @@ class FileLedger:
         return os.path.join(self._folder, f"{name}.json")
 
     def record(self, name: str, backend: str) -> BoxRecord:
+        try:
+            return self._record(name, backend)
+        except OSError as exc:
+            raise _unusable(self._folder, exc) from None
+
+    def _record(self, name: str, backend: str) -> BoxRecord:
         os.makedirs(self._folder, mode=0o700, exist_ok=True)
         pid = os.getpid()
         entry = BoxRecord(name, backend, pid, socket.gethostname(), time.time())
@@ -78,6 +92,8 @@ class FileLedger:
             names = sorted(os.listdir(self._folder))
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise _unusable(self._folder, exc) from None
         for entry in names:
             if not entry.endswith(".json") or entry.startswith("."):
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from ..domain.brev_instances import (
+    BrevCommandError,
     POLL_FIRST,
     POLL_MAX,
     STOPPED,
@@ -45,6 +46,7 @@ class Visit:
     how: Arrive
     shape: Shape | None = None
     created: bool = False
+    attempted: bool = False  # `brev create` was called (it may have gone through even if it failed)
 
 
 def _create_mode(spec: FunctionSpec, config: BrevConfig) -> tuple[str, str | None]:
@@ -108,7 +110,13 @@ class BrevArrival:
             self._ledger.record(name, BACKEND)  # before create: a driver killed in between leaks nothing
         kind = "ephemeral" if visit.target.ephemeral else "named"
         self._console.info(f"creating {kind} Brev box {name} (types {','.join(shape.types)}, mode {mode})")
-        self._instances.create(name, shape.types, mode=mode, container_image=image, min_disk=shape.min_disk_gb)
+        visit.attempted = True
+        try:
+            self._instances.create(name, shape.types, mode=mode, container_image=image, min_disk=shape.min_disk_gb)
+        except BrevCommandError as error:
+            if not error.transient and not error.words.startswith("brev gave no answer"):
+                visit.attempted = False  # the CLI answered no: nothing is on its way
+            raise
         visit.created = True
 
     def _until_stopped(self, name: str, within: float) -> None:

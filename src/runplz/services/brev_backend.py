@@ -84,13 +84,15 @@ class BrevBackend:
                 self._arrival.carry_out(visit)
                 return self._run(target, call)
             finally:
-                self._teardown.finish(target, finish(target, config), made=visit.created)
+                self._teardown.finish(
+                    target, finish(target, config), made=visit.created, attempted=visit.attempted
+                )
         if visit.how != "create":
             self._named[target.name] = target
         try:
             self._arrival.carry_out(visit)
         finally:
-            if visit.created:
+            if visit.created or visit.attempted:  # a create cut short may still make the box
                 self._named[target.name] = target
         return self._run(target, call)
 

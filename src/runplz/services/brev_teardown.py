@@ -50,22 +50,24 @@ class BrevTeardown:
             else:
                 self._console.info(f"forgot Brev box {name} {who}: Brev no longer lists it")
 
-    def finish(self, target: Target, action: Finish, made: bool = True) -> None:
+    def finish(self, target: Target, action: Finish, made: bool = True, attempted: bool = False) -> None:
         """Delete, stop or leave ``target``. ``made`` False: the box may not
-        exist (its create failed or never ran), so look before deleting."""
+        exist (its create failed or never ran), so look before deleting;
+        ``attempted``: a create was called, so a box not listed yet keeps its
+        record (the next run reaps it if it appears)."""
         name = target.name
         if action == "leave":
             self._console.info(f"leaving Brev box {name} as it is (on_finish='leave')")
             return
         doing = "deleting" if action == "delete" else "stopping"
-        self._shielded(target, doing, lambda: self._apply(target, action, made))
+        self._shielded(target, doing, lambda: self._apply(target, action, made, attempted))
 
-    def _apply(self, target: Target, action: Finish, made: bool) -> None:
+    def _apply(self, target: Target, action: Finish, made: bool, attempted: bool = False) -> None:
         name = target.name
         try:
             if action == "delete":
                 self._console.info(f"deleting Brev box {name}")
-                self._ensure_gone(name, made)
+                self._ensure_gone(name, made, attempted)
             else:
                 self._console.info(f"stopping Brev box {name} (on_finish='stop')")
                 self._instances.stop(name)
@@ -77,7 +79,8 @@ class BrevTeardown:
         if action == "stop":
             return (
                 f"could not stop Brev box {name} (on_finish='stop'): {error}; it may still be running "
-                f"and billing: stop it with {_by_hand('stop', name)}"
+                f"and billing: stop it with {_by_hand('stop', name)}, or, if its type cannot be "
+                f"stopped, delete it with {_by_hand('delete', name)}"
             )
         if not target.ephemeral:
             return f"could not delete Brev box {name} (on_finish='delete'): {error}; delete it with {_by_hand('delete', name)}"
@@ -86,10 +89,17 @@ class BrevTeardown:
             f"{_by_hand('delete', name)} (the next `runplz brev` also tries)"
         )
 
-    def _ensure_gone(self, name: str, made: bool) -> bool:
+    def _ensure_gone(self, name: str, made: bool, attempted: bool = False) -> bool:
         """Delete ``name`` unless Brev does not list it, then forget its record.
-        True if it was deleted here, False if it was already gone."""
+        True if it was deleted here, False if it was already gone. A box whose
+        create was cut short and is not listed yet keeps its record."""
         if not made and find(self._instances.list(), name) is None:
+            if attempted:
+                self._console.warn(
+                    f"the create of Brev box {name} was cut short and brev does not list it yet; "
+                    "the next `runplz brev` deletes it if it appears"
+                )
+                return False
             self._ledger.forget(name)
             return False
         try:
