@@ -10,6 +10,7 @@ import time
 
 from ..domain.errors import UsageError
 from ..ports.ledger import BoxRecord
+from ..runtime.control import alive
 
 
 def _unusable(folder: str, exc: OSError) -> UsageError:
@@ -27,20 +28,10 @@ def _started(pid: int) -> str | None:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rpartition(b")")[2].split()
     except OSError:
-        return None if not _exists(pid) else ""
+        return None if not alive(pid) else ""
     if fields and fields[0] == b"Z":
         return None
     return fields[19].decode() if len(fields) > 19 else ""
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class FileLedger:
