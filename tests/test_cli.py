@@ -117,7 +117,6 @@ def test_entrypoint_help_lists_its_flags(invoke, tmp_path):
         (["ssh", "--host", "host:22:33", "job.py"], "not a valid IPv6"),
         (["brev", "job.py"], "listed no offers"),
         (["brev", "--instance", "bad name!", "job.py"], "instance"),
-        (["modal", "job.py"], "not built yet"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(invoke, tmp_path, args, needle):

@@ -52,9 +52,13 @@ def test_ssh_defaults_match_the_seed():
     }
 
 
-def test_modal_config_has_no_fields():
-    assert attrs.fields(ModalConfig) == ()
-    assert ModalConfig() == ModalConfig()
+def test_modal_config_defaults_and_choices():
+    assert attrs.asdict(ModalConfig()) == {"add_python": "auto"}
+    for good in ("auto", "none", "3.10", "3.13"):
+        assert ModalConfig(add_python=good).add_python == good
+    for bad in ("3.9", "2.7", "", None, 3.11, "3.11.4"):
+        with pytest.raises(ValueError, match="ModalConfig.add_python"):
+            ModalConfig(add_python=bad)
 
 
 def test_local_defaults():

@@ -11,7 +11,8 @@ Embedding tools override providers, e.g.::
 
 The brev backend reaches Brev through two ports, ``brev_catalog`` (`brev search`)
 and ``brev_instances`` (create, ls, start, stop, delete, refresh), both served by
-``brev_cli`` unless overridden; ``box_ledger`` records the ephemeral boxes a
+``brev_cli`` unless overridden; the modal backend through ``modal_platform``
+(the `ServerlessPlatform` port; `runplz.testing.FakeModal` runs jobs here); ``box_ledger`` records the ephemeral boxes a
 driver creates (``$RUNPLZ_STATE_DIR``, else ``$XDG_STATE_HOME/runplz``, else
 ``~/.local/state/runplz``; folder ``boxes``).
 """
@@ -59,6 +60,7 @@ from .adapters.brev_cli import BrevCli
 from .adapters.docker_engine import DockerEngine
 from .adapters.file_ledger import FileLedger
 from .adapters.job_output import StdoutJobOutput
+from .adapters.modal_platform import ModalPlatform
 from .adapters.remote_venv import RemoteVenvBuilder
 from .adapters.ssh_transport import SshTransport
 from .adapters.transport_runner import TransportCommandRunner
@@ -67,7 +69,6 @@ from .adapters.subprocess_runner import SubprocessRunner
 from .adapters.system_clock import SystemClock
 from .adapters.venv_builder import VenvBuilder
 from .domain.bind import BindRequest
-from .domain.errors import NotBuiltError
 from .domain.host import parse_target
 from .services.brev_arrive import BrevArrival
 from .services.brev_backend import BrevBackend, BrevSettings
@@ -77,6 +78,7 @@ from .services.bundle import RuntimeBundle
 from .services.images import ImageBuilder
 from .services.local_docker import LocalDockerBackend
 from .services.local_native import LocalNativeBackend
+from .services.modal_backend import ModalBackend, ModalSettings
 from .services.remote_path import RemoteRunPath
 from .services.remote_setup import job_setup
 from .services.repo import check_outputs_dir
@@ -189,6 +191,15 @@ class Container(containers.DeclarativeContainer):
         transports=ssh_transport.provider,
         clock=clock,
     )
+    modal_platform = providers.Singleton(ModalPlatform)  # the `ServerlessPlatform` port
+    modal_backend = providers.Factory(  # called with settings: ModalSettings
+        ModalBackend,
+        platform=modal_platform,
+        bundle=runtime_bundle,
+        trees=tree_scanner,
+        console=console,
+        clock=clock,
+    )
     local_native = providers.Factory(
         LocalNativeBackend,
         envs=python_env_builder,
@@ -236,11 +247,8 @@ def backend_for(container: Container, request: BindRequest, app: Any):
         return container.ssh_backend(transport=container.ssh_transport(target=target), settings=settings)
     if request.backend == "brev":
         return container.brev_backend(settings=BrevSettings(outputs, app.brev_config, request.instance))
-    if request.backend != "local":
-        raise NotBuiltError(
-            f"the {request.backend} backend is not built yet in runplz; use `runplz local`, "
-            "`runplz ssh` or `runplz brev` for now"
-        )
+    if request.backend == "modal":
+        return container.modal_backend(settings=ModalSettings(outputs, app.modal_config))
     config = app.local_config
     native = (not config.use_docker) if request.native is None else request.native
     settings = LocalSettings(

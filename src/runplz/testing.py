@@ -23,6 +23,7 @@ from .adapters.fake_console import RecordingConsole
 from .adapters.fake_engine import FakeContainerEngine, FakeImage
 from .adapters.fake_env import FakePythonEnvBuilder
 from .adapters.fake_ledger import FakeLedger
+from .adapters.fake_modal import FakeModal, ModalFaults
 from .adapters.fake_runner import FakeCall, FakeCommandRunner, FakeInvocation, respond
 from .adapters.fake_transport import FakeTransport
 from .adapters.job_output import RecordingJobOutput
@@ -37,8 +38,10 @@ __all__ = [
     "FakeImage",
     "FakeInvocation",
     "FakeLedger",
+    "FakeModal",
     "FakePythonEnvBuilder",
     "FakeTransport",
+    "ModalFaults",
     "RecordingConsole",
     "RecordingJobOutput",
     "fake_container",
@@ -48,11 +51,11 @@ __all__ = [
 
 def fake_container(cache_dir: str | None = None, **overrides: Any):
     """A `runplz.container.Container` whose engine, env builder, console, clock,
-    Brev account and box ledger are fakes.
+    Brev account, box ledger and Modal are fakes (`FakeModal` runs Modal jobs here).
 
     Pass ``container_engine=...``, ``python_env_builder=...``, ``console=...``,
     ``job_output=...``, ``clock=...``, ``command_runner=...``, ``box_ledger=...``,
-    ``brev_catalog=...`` or ``brev_instances=...`` to supply your own instances, or
+    ``brev_catalog=...``, ``brev_instances=...`` or ``modal_platform=...`` to supply your own instances, or
     ``brev=FakeBrev(rows)`` for both Brev ports at once; the chosen ones are
     reachable as ``container.<name>()``. (The Brev fakes stand in for the `brev`
     CLI only: a brev run still reaches its box over ssh, as ``ssh NAME``.)
@@ -70,6 +73,7 @@ def fake_container(cache_dir: str | None = None, **overrides: Any):
         "brev_catalog": brev,
         "brev_instances": brev,
         "box_ledger": FakeLedger(),
+        "modal_platform": FakeModal(),
         "container_engine": FakeContainerEngine(),
         "python_env_builder": FakePythonEnvBuilder(pretend_index=True),
         "console": RecordingConsole(),

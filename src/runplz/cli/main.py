@@ -187,7 +187,7 @@ def brev(ctx: click.Context, instance: str | None, outputs_dir: str, script: str
 @_ARGS
 @click.pass_context
 def modal(ctx: click.Context, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
-    """Run SCRIPT on Modal (not built yet)."""
+    """Run SCRIPT on Modal (needs the modal package: pip install 'runplz[modal]')."""
     _go(ctx, "modal", script, args, outputs_dir=outputs_dir)
 
 

@@ -69,9 +69,26 @@ class SshConfig:
             )
 
 
+_PYTHON_VERSION = re.compile(r"3\.(1[0-9])")
+
+
+def _add_python_choice(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, str) and (value in ("auto", "none") or _PYTHON_VERSION.fullmatch(value)):
+        return
+    raise fail("ModalConfig", "add_python", "'auto', 'none' or a Python version like '3.11' (3.10 or later)", value)
+
+
 @attrs.frozen(kw_only=True)
 class ModalConfig:
-    """Modal takes its knobs from `@app.function`; this is a slot for future fields."""
+    """Modal takes its hardware from `@app.function`; this holds how images are made.
+
+    ``add_python``: "auto" (default) adds this machine's Python version to a
+    registry image that is a bare OS (ubuntu, debian, nvidia/cuda...), which
+    Modal needs to run a function; "none" never adds one; "3.11" (say) always
+    adds that version.
+    """
+
+    add_python: str = attrs.field(default="auto", validator=_add_python_choice)
 
 
 _DEVICE_LIST = re.compile(r"[0-9]+(,[0-9]+)*")

@@ -98,6 +98,22 @@ class BuildError(RunplzError):
     """An image or environment could not be built."""
 
 
+class ServiceError(RunplzError):
+    """A hosted service (Modal) refused the run or could not be reached; one line."""
+
+
+class ServiceUnreachable(ServiceError):
+    """The service did not answer: no network, a wrong server URL, an outage."""
+
+
+class ServiceAuthError(ServiceError):
+    """The service refused our credentials (no token, a revoked token)."""
+
+
+class MissingExtra(RunplzError):
+    """A backend's optional package is not installed; the message names the pip extra."""
+
+
 class RunTimeout(RunplzError, RuntimeError):
     """The function ran past its timeout and was stopped."""
 

@@ -33,3 +33,10 @@ def run_limit(timeout: int | None, max_runtime_seconds: float | None = None) -> 
 def modal_timeout(timeout: int | None) -> int:
     """Modal always needs one: an explicit ``timeout``, else Modal's 3600 s."""
     return MODAL_DEFAULT_TIMEOUT if timeout is None else timeout
+
+
+def modal_deadline(timeout: int) -> float:
+    """When the container side stops a Modal job itself: before Modal's own
+    ``timeout`` kills the container, leaving time (10%, 1 to 60 s) to pack and
+    return the outputs written so far."""
+    return float(timeout) - min(60.0, max(1.0, timeout * 0.1))

@@ -1,0 +1,91 @@
+"""A `ServerlessPlatform` that runs each job on this machine, for tests with no Modal.
+
+The job runs through the same container-side entry as on Modal
+(``runtime/modal_entry.py``), in a private folder holding only the repo
+files the job may see, with this Python. It records every job, and
+`ModalFaults` makes it fail the way Modal can, with the same errors as the
+real adapter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+
+import attrs
+
+from ..domain.errors import RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
+from ..ports.serverless import ServerlessJob, ServerlessOutcome
+
+
+@attrs.frozen
+class ModalFaults:
+    """How the fake misbehaves: every run fails with this, before the job starts."""
+
+    unreachable: bool = False
+    unauthenticated: bool = False
+    refuse: str | None = None  # any other refusal, in the service's words
+    kill_at_timeout: bool = False  # the platform kills the container (no outputs come back)
+
+
+def _entry():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("_runplz_fake_modal_entry", os.path.join(here, "runtime", "modal_entry.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeModal:
+    """Runs jobs locally; ``jobs`` lists every job asked of it, in order."""
+
+    def __init__(self, faults: ModalFaults | None = None, python: str | None = None) -> None:
+        self.faults = faults or ModalFaults()
+        self.python = python or sys.executable
+        self.jobs: list[ServerlessJob] = []
+
+    def _refuse(self, job: ServerlessJob) -> None:
+        where = "Modal (fake)"
+        if self.faults.unreachable:
+            raise ServiceUnreachable(f"{where} could not be reached: connection refused")
+        if self.faults.unauthenticated:
+            raise ServiceAuthError(f"{where} refused the credentials: token missing (run `modal token new`)")
+        if self.faults.refuse:
+            raise ServiceError(f"{where} failed the run of {job.function}: {self.faults.refuse}")
+
+    def run(self, job: ServerlessJob) -> ServerlessOutcome:
+        self.jobs.append(job)
+        self._refuse(job)
+        folder = tempfile.mkdtemp(prefix="runplz-fake-modal-")
+        try:
+            repo = os.path.join(folder, "repo")
+            _copy_kept(job.repo_root, job.repo_keep, repo)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": folder, "LANG": "C.UTF-8"}
+            env.update(job.env)  # as in a Modal container: nothing of this machine's environment
+            deadline = job.deadline if not self.faults.kill_at_timeout else job.resources.timeout
+            reply = _entry().execute(
+                job.payload, deadline, repo, job.bundle_dir, os.path.join(folder, "out"), self.python, env
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if reply["timed_out"] and self.faults.kill_at_timeout:
+            raise RunTimeout(f"{job.function} ran past its timeout of {job.resources.timeout}s on Modal and was stopped")
+        return ServerlessOutcome(reply["exit_code"], reply["result"], reply["outputs"], reply["timed_out"])
+
+
+def _copy_kept(root: str, keep: frozenset[str], dest: str) -> None:
+    """Copy the kept files and folders (links as links) of ``root`` into ``dest``."""
+    os.makedirs(dest)
+    for path in sorted(keep):
+        source = os.path.join(root, *path.split("/"))
+        target = os.path.join(dest, *path.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        elif os.path.isdir(source):
+            os.makedirs(target, exist_ok=True)
+        elif os.path.isfile(source):
+            shutil.copy2(source, target)

@@ -1,0 +1,113 @@
+"""The `ServerlessPlatform` port over the real ``modal`` client.
+
+``modal`` is imported only when a run starts, never on the way to
+``runplz --help`` or another backend. Every client exception is translated
+here, at the edge, into runplz's own one-line errors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+from ..domain.errors import MissingExtra, RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
+from ..ports.serverless import ServerlessJob, ServerlessOutcome
+from .modal_image import ModalPlaces, modal_image
+
+ENTRY_MODULE = "modal_entry"  # Modal imports the entry file under its stem, from /root
+_ENTRY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "modal_entry.py")
+
+
+def import_modal() -> Any:
+    """The ``modal`` package, or `MissingExtra` naming the pip extra."""
+    try:
+        import modal
+    except ImportError as exc:
+        raise MissingExtra(
+            f"the modal backend needs the modal package ({exc.name or 'modal'} is missing): "
+            "pip install 'runplz[modal]'"
+        ) from None
+    return modal
+
+
+def _entry_function():
+    """The container-side ``run``, from a module Modal sees as the file ``modal_entry.py``.
+
+    Loaded under its own top-level name (not as ``runplz.runtime.modal_entry``),
+    so Modal ships that one file to ``/root`` instead of the whole runplz package.
+    """
+    module = sys.modules.get(ENTRY_MODULE)
+    if module is None or getattr(module, "__file__", None) != _ENTRY_FILE:
+        spec = importlib.util.spec_from_file_location(ENTRY_MODULE, _ENTRY_FILE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[ENTRY_MODULE] = module
+        spec.loader.exec_module(module)
+    return module.run
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def translate(exc: BaseException, modal: Any, job: ServerlessJob) -> Exception | None:
+    """The runplz error for a client exception, or None for one we do not know."""
+    errors = modal.exception
+    where = f"Modal ({os.environ.get('MODAL_SERVER_URL') or 'api.modal.com'})"
+    if isinstance(exc, (errors.AuthError, getattr(errors, "PermissionDeniedError", errors.AuthError))):
+        return ServiceAuthError(f"{where} refused the credentials: {_first_line(exc)} (run `modal token new`)")
+    if isinstance(exc, errors.FunctionTimeoutError):
+        return RunTimeout(f"{job.function} ran past its timeout of {job.resources.timeout}s on Modal and was stopped")
+    if isinstance(exc, (errors.ConnectionError, ConnectionError, TimeoutError)):
+        return ServiceUnreachable(f"{where} could not be reached: {_first_line(exc)}")
+    if isinstance(exc, errors.Error):
+        return ServiceError(f"{where} failed the run of {job.function}: {type(exc).__name__}: {_first_line(exc)}")
+    try:
+        import grpclib
+    except ImportError:  # pragma: no cover - modal depends on grpclib
+        return None
+    if isinstance(exc, grpclib.GRPCError):
+        return ServiceError(f"{where} failed the run of {job.function}: {exc.status.name}: {exc.message}")
+    return None
+
+
+class ModalPlatform:
+    """Runs each job as an ephemeral Modal app: ``app.run()`` then ``.remote()``."""
+
+    def run(self, job: ServerlessJob) -> ServerlessOutcome:
+        modal = import_modal()
+        try:
+            reply = self._run(modal, job)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            mapped = translate(exc, modal, job)
+            if mapped is None:
+                raise
+            raise mapped from None
+        return ServerlessOutcome(
+            exit_code=int(reply["exit_code"]),
+            result=reply["result"],
+            outputs=reply["outputs"],
+            timed_out=bool(reply.get("timed_out")),
+        )
+
+    def _run(self, modal: Any, job: ServerlessJob) -> dict:
+        places = ModalPlaces(job.repo_root, job.repo_keep, job.bundle_dir, job.add_python)
+        image = modal_image(job.image, places)
+        app = modal.App(job.app)
+        res = job.resources
+        options: dict[str, Any] = {"image": image, "timeout": res.timeout, "name": job.function}
+        if res.gpu is not None:
+            options["gpu"] = res.gpu
+        if res.cpu is not None:
+            options["cpu"] = res.cpu
+        if res.memory_mib is not None:
+            options["memory"] = res.memory_mib
+        if job.env:
+            options["secrets"] = [modal.Secret.from_dict(dict(job.env))]
+        function = app.function(**options)(_entry_function())
+        with modal.enable_output(), app.run():
+            return function.remote(job.payload, job.deadline)

@@ -1,0 +1,70 @@
+"""Port: a serverless platform (Modal) that runs one dispatch in a container it builds."""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, runtime_checkable
+
+import attrs
+
+from ..domain.image import Image
+from ..domain.modal_resources import ModalResources
+
+
+@attrs.frozen
+class ServerlessJob:
+    """One call, as the platform needs it.
+
+    ``payload`` is the dispatch record (JSON text) the runplz runtime reads;
+    ``repo_keep`` the repo paths ('/'-separated, relative to ``repo_root``)
+    that may travel; ``deadline`` the seconds the job gets before the
+    container side stops it itself, leaving time to pack its outputs (0: none).
+    """
+
+    app: str
+    function: str
+    image: Image
+    resources: ModalResources
+    env: Mapping[str, str]
+    payload: str
+    repo_root: str
+    repo_keep: frozenset[str]
+    bundle_dir: str
+    add_python: str | None = None
+    deadline: float = 0.0
+
+
+@attrs.frozen
+class ServerlessOutcome:
+    """What came back: the job's exit code, its result record (None when the
+    job died before writing one), and ``$RUNPLZ_OUT`` as a gzip'd tar archive."""
+
+    exit_code: int
+    result: str | None
+    outputs: bytes
+    timed_out: bool = False
+
+
+@runtime_checkable
+class ServerlessPlatform(Protocol):
+    """Runs a runplz dispatch in a container on a hosted platform.
+
+    Contract:
+    - ``run(job)`` builds (or reuses) an image from ``job.image`` with the kept
+      repo files at ``/runplz/repo`` and the bundle at ``/runplz/bundle``,
+      runs the runplz runtime on ``job.payload`` there with ``job.env`` set,
+      ``RUNPLZ_OUT=/out`` and the repo as the working folder, and returns a
+      `ServerlessOutcome`. Repo files outside ``job.repo_keep`` never reach it.
+    - The function raising or exiting non-zero is NOT an error here: it is in
+      the outcome (exit code and result record). Outputs come back on success
+      and on failure.
+    - Past ``job.deadline`` the job is stopped, and the outcome says
+      ``timed_out`` with exit code 124 and whatever outputs it wrote.
+    - The job's stdout and stderr stream to this terminal while it runs.
+    - The platform itself failing raises: `MissingExtra` (its client package is
+      not installed), `ServiceAuthError` (credentials refused),
+      `ServiceUnreachable` (it cannot be reached), `RunTimeout` (the platform
+      killed the container at ``job.resources.timeout``), `ServiceError` (any
+      other refusal); each message is one line.
+    """
+
+    def run(self, job: ServerlessJob) -> ServerlessOutcome: ...

@@ -1,0 +1,117 @@
+"""The function Modal runs: loaded in the container from ``/root/modal_entry.py``.
+
+Stdlib only, imports nothing of runplz: the container has no runplz
+installed. ``run`` starts the shipped runtime (``/runplz/bundle``) on the
+dispatch in a child process, so the job's output goes straight to the
+container's stdout and stderr, stops it itself past ``deadline`` (leaving
+Modal's own timeout as the backstop), and returns its exit code, its result
+record and ``/out`` as a gzip'd tar archive.
+
+The paths here mirror ``runplz.domain.layout`` (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+REPO_DIR = "/runplz/repo"
+BUNDLE_DIR = "/runplz/bundle"
+OUT_DIR = "/out"
+BOOT_SCRIPT = "runplz_boot.py"
+PAYLOAD_FILE = "payload.json"
+RESULT_FILE = "result.json"
+EXIT_TIMED_OUT = 124
+_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when the deadline passes
+
+
+def run(payload: str, deadline: float) -> dict:
+    """Modal's entry: run the dispatch in this container's fixed places."""
+    return execute(payload, deadline, REPO_DIR, BUNDLE_DIR, OUT_DIR, sys.executable)
+
+
+def execute(
+    payload: str,
+    deadline: float,
+    repo: str,
+    bundle: str,
+    out: str,
+    python: str,
+    env: dict | None = None,
+) -> dict:
+    """Run one dispatch: ``{"exit_code", "result" (text or None), "outputs"
+    (tar.gz bytes of ``out``), "timed_out"}``. ``deadline`` 0 means none."""
+    os.makedirs(out, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="runplz-run-")
+    try:
+        payload_path = os.path.join(folder, PAYLOAD_FILE)
+        with open(payload_path, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+        environ = dict(os.environ if env is None else env)
+        environ["RUNPLZ_OUT"] = out
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = subprocess.Popen(
+            [python, os.path.join(bundle, BOOT_SCRIPT), payload_path],
+            cwd=repo,
+            env=environ,
+            start_new_session=True,
+        )
+        exit_code, timed_out = _wait(child, deadline)
+        return {
+            "exit_code": exit_code,
+            "result": _read(os.path.join(folder, RESULT_FILE)),
+            "outputs": pack(out),
+            "timed_out": timed_out,
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait(child: subprocess.Popen, deadline: float) -> tuple[int, bool]:
+    try:
+        code = child.wait(timeout=deadline if deadline > 0 else None)
+    except subprocess.TimeoutExpired:
+        _stop(child)
+        return EXIT_TIMED_OUT, True
+    except BaseException:  # interrupted in here: leave no job running
+        _stop(child)
+        raise
+    return (128 - code if code < 0 else code), False
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """SIGTERM the job's whole process group, SIGKILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, _GRACE), (signal.SIGKILL, None)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            child.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def pack(folder: str) -> bytes:
+    """``folder``'s files, folders and links (never followed) as tar.gz bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as archive:
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            archive.add(os.path.join(folder, name), arcname=name, recursive=True)
+    return buffer.getvalue()
