@@ -105,3 +105,20 @@ def test_target_side_needs_neither_click_nor_dependency_injector():
 def test_no_module_is_past_400_lines():
     for path in SRC.rglob("*.py"):
         assert len(path.read_text().splitlines()) <= 400, path
+
+
+def test_other_backends_never_import_modal():
+    loaded = _modules_after("import runplz.container, runplz.testing, runplz.cli.main")
+    assert not loaded & {"modal", "grpclib", "synchronicity"}
+
+
+def test_the_modal_entry_file_is_stdlib_only():
+    """Modal loads it in a container with no runplz: it may import nothing of ours."""
+    import ast
+
+    tree = ast.parse((Path(runplz.__file__).parent / "runtime" / "modal_entry.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module.split(".")[0] in sys.stdlib_module_names | {"__future__"}, node.module
+        elif isinstance(node, ast.Import):
+            assert all(alias.name.split(".")[0] in sys.stdlib_module_names for alias in node.names)

@@ -1,7 +1,8 @@
 """Container runner: one fresh child process per input, chrooted into its own container root.
 
 For each call the runner lays the function's files out under `<folder>/containers/<task>/root`
-(see layout.py), then starts `unshare --mount --propagation private python launcher.py spec.json`,
+(see layout.py), then starts `unshare --mount --propagation private --pid --fork --kill-child python
+launcher.py spec.json` (killing it kills every process of the container, as on Modal),
 which bind-mounts the host system and Python runtime read-only, chroots and execs
 `python -m modal._container_entrypoint` with `MODAL_IS_REMOTE=1`, the task id, the container
 arguments file and the function's secrets as env. The child talks gRPC back to this fake over
@@ -147,7 +148,7 @@ class ContainerManager:
         await self.logs.container_started(app_id)
         try:
             run.process = await asyncio.create_subprocess_exec(
-                "unshare", "--mount", "--propagation", "private", "--",
+                "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--",
                 sys.executable, "-I", "-S", LAUNCHER, spec_path,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True,

@@ -68,6 +68,10 @@ def translate(exc: BaseException, modal: Any, job: ServerlessJob) -> Exception |
         import grpclib
     except ImportError:  # pragma: no cover - modal depends on grpclib
         return None
+    from grpclib.exceptions import ProtocolError, StreamTerminatedError
+
+    if isinstance(exc, (StreamTerminatedError, ProtocolError)):  # the connection broke under the client
+        return ServiceUnreachable(f"{where} could not be reached: {type(exc).__name__}: {_first_line(exc)}")
     if isinstance(exc, grpclib.GRPCError):
         return ServiceError(f"{where} failed the run of {job.function}: {exc.status.name}: {exc.message}")
     return None
@@ -109,5 +113,12 @@ class ModalPlatform:
         if job.env:
             options["secrets"] = [modal.Secret.from_dict(dict(job.env))]
         function = app.function(**options)(_entry_function())
+        stopped: list[BaseException] = []
         with modal.enable_output(), app.run():
-            return function.remote(job.payload, job.deadline)
+            try:
+                return function.remote(job.payload, job.deadline)
+            except KeyboardInterrupt as exc:  # also runplz's SIGTERM and SIGHUP
+                stopped.append(exc)
+                raise
+        # app.run() stops the app on an interrupt, then swallows it: raise it again
+        raise stopped[0] if stopped else ServiceError(f"Modal returned nothing for {job.function}")

@@ -70,7 +70,7 @@ def check_archive_size(size: int, kept_at: str | None = None) -> str | None:
         )
     if size >= WARN_BYTES:
         return (
-            f"the outputs archive is {megabytes(size)}; at {REFUSE_BYTES // MB} MB "
+            f"the outputs archive is {megabytes(size)} (over {WARN_BYTES // MB} MB); at {REFUSE_BYTES // MB} MB "
             f"Modal's return cap is reached and runplz will refuse it: {_VOLUME_HINT}"
         )
     return None
