@@ -219,3 +219,54 @@ def test_an_interrupt_stops_the_run_and_leaves_no_container(modal_fake, tmp_path
     while time.monotonic() < deadline and any(run.returncode is None for run in modal_fake.containers()):
         time.sleep(0.2)
     assert all(run.returncode is not None for run in modal_fake.containers())
+
+
+DOCKERFILE_JOB = '''
+import os
+from runplz import App, Image
+app = App("dockerfile")
+
+@app.function(image=Image.from_dockerfile("docker/Dockerfile"), timeout=60)
+def read() -> list:
+    return [open("/data/x.txt").read(), os.path.exists("/data/.env"), os.path.exists("/data/id_rsa")]
+'''
+
+
+def test_a_dockerfile_image_gets_its_context_without_secrets(modal_fake, tmp_path):
+    repo = tmp_path / "repo"
+    make_repo(repo, DOCKERFILE_JOB, files={
+        "docker/Dockerfile": "FROM python:3.11-slim\nCOPY data /data\n",
+        "data/x.txt": "from the context", "data/.env": "S=1", "data/id_rsa": "k",
+    })
+    done = cli(repo, "job.py")
+    assert done.returncode == 0, done.stderr
+    assert '["from the context", false, false]' in done.stdout
+    commands = [c for layer in modal_fake.image_layers() for c in layer.dockerfile_commands]
+    assert "COPY data /data" in commands
+
+
+def test_modal_killing_the_container_at_its_timeout_is_run_timeout(modal_fake, tmp_path):
+    """The container side normally stops the job first; if Modal's own timeout
+    fires instead, the client's FunctionTimeoutError becomes RunTimeout."""
+
+    from runplz.adapters.modal_platform import ModalPlatform
+    from runplz.domain.errors import RunTimeout
+    from runplz.services.bundle import RuntimeBundle
+    from runplz.domain.modal_resources import ModalResources
+    from runplz.ports.serverless import ServerlessJob
+    from runplz.domain.image import Image
+    from runplz.domain.payload import PROTOCOL, Dispatch
+    from runplz.protocol.wire import encode_dispatch
+    from runplz import __version__
+
+    repo = tmp_path / "repo"
+    make_repo(repo, SLOW)
+    job = ServerlessJob(
+        app="slow", function="slow", image=Image.from_registry("python:3.11-slim"),
+        resources=ModalResources(gpu=None, cpu=None, memory_mib=None, timeout=2), env={},
+        payload=encode_dispatch(Dispatch(PROTOCOL, __version__, "r", "slow", "job.py", "slow", [], {})),
+        repo_root=str(repo), repo_keep=frozenset({"job.py"}),
+        bundle_dir=RuntimeBundle(str(tmp_path / "cache")).materialize(), deadline=0.0,
+    )
+    with pytest.raises(RunTimeout, match="timeout of 2s"):
+        ModalPlatform().run(job)
