@@ -116,7 +116,7 @@ def test_the_modal_entry_file_is_stdlib_only():
     """Modal loads it in a container with no runplz: it may import nothing of ours."""
     import ast
 
-    tree = ast.parse((Path(runplz.__file__).parent / "runtime" / "modal_entry.py").read_text())
+    tree = ast.parse((Path(runplz.__file__).parent / "runtime" / "runplz_modal_entry.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             assert node.level == 0 and node.module.split(".")[0] in sys.stdlib_module_names | {"__future__"}, node.module

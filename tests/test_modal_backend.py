@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import tarfile
 
 import pytest
@@ -183,12 +184,83 @@ def test_an_oversize_archive_is_kept_whole_and_refused_before_extracting(tmp_pat
 
 def test_the_container_entry_uses_the_layout_of_every_backend():
     from runplz.domain import layout, remote_layout
-    from runplz.runtime import modal_entry
+    from runplz.runtime import runplz_modal_entry
 
-    assert (modal_entry.REPO_DIR, modal_entry.BUNDLE_DIR, modal_entry.OUT_DIR) == (
+    assert (runplz_modal_entry.REPO_DIR, runplz_modal_entry.BUNDLE_DIR, runplz_modal_entry.OUT_DIR) == (
         layout.REPO_DIR, layout.BUNDLE_DIR, layout.OUT_DIR
     )
-    assert (modal_entry.BOOT_SCRIPT, modal_entry.PAYLOAD_FILE, modal_entry.RESULT_FILE) == (
+    assert (runplz_modal_entry.BOOT_SCRIPT, runplz_modal_entry.PAYLOAD_FILE, runplz_modal_entry.RESULT_FILE) == (
         layout.BOOT_SCRIPT, layout.PAYLOAD_FILE, layout.RESULT_FILE
     )
-    assert modal_entry.EXIT_TIMED_OUT == remote_layout.EXIT_TIMED_OUT
+    assert runplz_modal_entry.EXIT_TIMED_OUT == remote_layout.EXIT_TIMED_OUT
+
+
+@pytest.mark.parametrize("timeout", [1, 2, 10, 30, 99, 100, 3600, 86400])
+def test_the_deadline_leaves_time_to_stop_the_job_and_pack(timeout):
+    from runplz.domain.limits import modal_deadline, modal_grace
+
+    deadline, grace = modal_deadline(timeout), modal_grace(timeout)
+    assert 0 < deadline < timeout and deadline >= timeout / 2
+    assert 0 < grace <= 10 and deadline + grace < timeout
+
+
+@pytest.mark.parametrize("timeout", [1, 2])
+def test_a_job_that_ignores_sigterm_is_still_stopped_before_modal_would(tmp_path, timeout):
+    body = (
+        "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "            open(os.path.join(os.environ['RUNPLZ_OUT'], 'early.txt'), 'w').write('x'); time.sleep(60)"
+    )
+    module, _, _ = bound(job_with(tmp_path, f"timeout={timeout}", body), tmp_path)
+    started = time.monotonic()
+    with pytest.raises(RunTimeout):
+        module.main.remote()
+    assert time.monotonic() - started < timeout + 5
+    assert (tmp_path / "out" / "early.txt").read_text() == "x"
+
+
+def test_a_link_to_a_folder_is_left_out_with_a_warning(tmp_path):
+    script = job_with(tmp_path, "timeout=60", "return sorted(os.listdir('.'))")
+    (script.parent / "pkg").mkdir()
+    (script.parent / "pkg" / "a.txt").write_text("a")
+    (script.parent / "pkglink").symlink_to("pkg")
+    module, platform, container = bound(script, tmp_path)
+    assert "pkglink" not in module.main.remote()
+    assert any("pkglink" in line and "link to a folder" in line for line in container.console().warnings)
+
+
+def test_an_explicit_python_version_applies_to_a_dockerfile_image_too(tmp_path):
+    from runplz.domain.config import ModalConfig
+
+    script = job_with(tmp_path, "timeout=60", image="Image.from_dockerfile('Dockerfile')")
+    (script.parent / "Dockerfile").write_text("FROM ubuntu:22.04\n")
+    module, platform, _ = bound(script, tmp_path, modal_config=ModalConfig(add_python="3.12"))
+    module.main.remote()
+    assert platform.jobs[0].add_python == "3.12"
+    module, platform, _ = bound(script, tmp_path)
+    module.main.remote()
+    assert platform.jobs[0].add_python is None
+
+
+def test_a_modal_outside_the_supported_range_is_one_line(monkeypatch):
+    import modal
+
+    from runplz.adapters.modal_platform import import_modal
+    from runplz.domain.errors import MissingExtra
+
+    monkeypatch.setattr(modal, "__version__", "0.73.1")
+    with pytest.raises(MissingExtra, match=r"modal 0.73.1 is installed; runplz needs modal>=1.1,<2"):
+        import_modal()
+    monkeypatch.setattr(modal, "__version__", "1.6.4")
+    assert import_modal() is modal
+
+
+def test_permission_denied_is_not_called_a_credentials_problem():
+    import modal
+
+    from runplz.adapters.modal_platform import translate
+    from runplz.domain.errors import ServiceAuthError, ServiceError
+
+    job = type("Job", (), {"function": "f", "resources": type("R", (), {"timeout": 5})()})()
+    mapped = translate(modal.exception.PermissionDeniedError("no GPU access on this plan"), modal, job)
+    assert isinstance(mapped, ServiceError) and not isinstance(mapped, ServiceAuthError)
+    assert "no GPU access" in str(mapped)

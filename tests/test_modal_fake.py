@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,21 +22,7 @@ from testsupport.real import unavailable
 modal = pytest.importorskip("modal")
 from testsupport.modal_fake import ModalFake  # noqa: E402
 
-MODAL_VERSION = "1.6.4"
-
-
-def _container_prerequisite() -> str:
-    """'' when this box can run fake containers (root, unshare, a private mount namespace)."""
-    if modal.__version__ != MODAL_VERSION:
-        return f"modal {modal.__version__} installed, the fake is pinned to {MODAL_VERSION}"
-    if os.geteuid() != 0:
-        return "fake Modal containers need root (mount namespace + chroot)"
-    if shutil.which("unshare") is None:
-        return "unshare (util-linux) is not installed"
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True)
-    if probe.returncode != 0:
-        return f"cannot create a mount namespace: {probe.stderr.decode().strip()}"
-    return ""
+from testsupport.modal_fixture import container_prerequisite as _container_prerequisite  # noqa: E402
 
 
 @pytest.fixture

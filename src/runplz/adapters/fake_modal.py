@@ -1,7 +1,7 @@
 """A `ServerlessPlatform` that runs each job on this machine, for tests with no Modal.
 
 The job runs through the same container-side entry as on Modal
-(``runtime/modal_entry.py``), in a private folder holding only the repo
+(``runtime/runplz_modal_entry.py``), in a private folder holding only the repo
 files the job may see, with this Python. It records every job, and
 `ModalFaults` makes it fail the way Modal can, with the same errors as the
 real adapter.
@@ -9,7 +9,6 @@ real adapter.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
@@ -18,7 +17,9 @@ import tempfile
 import attrs
 
 from ..domain.errors import RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
+from ..domain.limits import modal_timeout_message
 from ..ports.serverless import ServerlessJob, ServerlessOutcome
+from ..runtime import runplz_modal_entry
 
 
 @attrs.frozen
@@ -29,14 +30,6 @@ class ModalFaults:
     unauthenticated: bool = False
     refuse: str | None = None  # any other refusal, in the service's words
     kill_at_timeout: bool = False  # the platform kills the container (no outputs come back)
-
-
-def _entry():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("_runplz_fake_modal_entry", os.path.join(here, "runtime", "modal_entry.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class FakeModal:
@@ -66,26 +59,31 @@ class FakeModal:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": folder, "LANG": "C.UTF-8"}
             env.update(job.env)  # as in a Modal container: nothing of this machine's environment
             deadline = job.deadline if not self.faults.kill_at_timeout else job.resources.timeout
-            reply = _entry().execute(
-                job.payload, deadline, repo, job.bundle_dir, os.path.join(folder, "out"), self.python, env
+            reply = runplz_modal_entry.execute(
+                job.payload, deadline, repo, job.bundle_dir, os.path.join(folder, "out"), self.python, env,
+                grace=job.grace,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if reply["timed_out"] and self.faults.kill_at_timeout:
-            raise RunTimeout(f"{job.function} ran past its timeout of {job.resources.timeout}s on Modal and was stopped")
-        return ServerlessOutcome(reply["exit_code"], reply["result"], reply["outputs"], reply["timed_out"])
+            raise RunTimeout(modal_timeout_message(job.function, job.resources.timeout))
+        return ServerlessOutcome(
+            reply["exit_code"], reply["result"], reply["outputs"], reply["timed_out"], tuple(reply["notes"])
+        )
 
 
 def _copy_kept(root: str, keep: frozenset[str], dest: str) -> None:
-    """Copy the kept files and folders (links as links) of ``root`` into ``dest``."""
+    """Copy the kept files and folders of ``root`` into ``dest`` as Modal's
+    upload lays them out: a link to a file arrives as that file's content, a
+    link to a folder does not arrive."""
     os.makedirs(dest)
     for path in sorted(keep):
         source = os.path.join(root, *path.split("/"))
         target = os.path.join(dest, *path.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.islink(source):
-            os.symlink(os.readlink(source), target)
-        elif os.path.isdir(source):
+        if os.path.islink(source) and not os.path.isfile(source):
+            continue
+        if os.path.isdir(source):
             os.makedirs(target, exist_ok=True)
         elif os.path.isfile(source):
             shutil.copy2(source, target)

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from typing import Any
 
 from ..domain.errors import MissingExtra, RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
+from ..domain.limits import modal_timeout_message
 from ..ports.serverless import ServerlessJob, ServerlessOutcome
 from .modal_image import ModalPlaces, modal_image
 
-ENTRY_MODULE = "modal_entry"  # Modal imports the entry file under its stem, from /root
-_ENTRY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "modal_entry.py")
+ENTRY_MODULE = "runplz_modal_entry"  # Modal imports the entry file under its stem, from /root
+_ENTRY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "runplz_modal_entry.py")
+
+
+SUPPORTED = ((1, 1), (2, 0))  # modal>=1.1,<2, the `modal` extra's range
 
 
 def import_modal() -> Any:
-    """The ``modal`` package, or `MissingExtra` naming the pip extra."""
+    """The ``modal`` package in the supported range, or `MissingExtra` naming the pip extra."""
     try:
         import modal
     except ImportError as exc:
@@ -29,13 +34,19 @@ def import_modal() -> Any:
             f"the modal backend needs the modal package ({exc.name or 'modal'} is missing): "
             "pip install 'runplz[modal]'"
         ) from None
+    version = getattr(modal, "__version__", "0")
+    parts = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if not SUPPORTED[0] <= parts < SUPPORTED[1]:
+        raise MissingExtra(
+            f"modal {version} is installed; runplz needs modal>=1.1,<2: pip install 'runplz[modal]'"
+        )
     return modal
 
 
 def _entry_function():
-    """The container-side ``run``, from a module Modal sees as the file ``modal_entry.py``.
+    """The container-side ``run``, from a module Modal sees as the file ``runplz_modal_entry.py``.
 
-    Loaded under its own top-level name (not as ``runplz.runtime.modal_entry``),
+    Loaded under its own top-level name (not as ``runplz.runtime.runplz_modal_entry``),
     so Modal ships that one file to ``/root`` instead of the whole runplz package.
     """
     module = sys.modules.get(ENTRY_MODULE)
@@ -56,10 +67,10 @@ def translate(exc: BaseException, modal: Any, job: ServerlessJob) -> Exception |
     """The runplz error for a client exception, or None for one we do not know."""
     errors = modal.exception
     where = f"Modal ({os.environ.get('MODAL_SERVER_URL') or 'api.modal.com'})"
-    if isinstance(exc, (errors.AuthError, getattr(errors, "PermissionDeniedError", errors.AuthError))):
+    if isinstance(exc, errors.AuthError):
         return ServiceAuthError(f"{where} refused the credentials: {_first_line(exc)} (run `modal token new`)")
     if isinstance(exc, errors.FunctionTimeoutError):
-        return RunTimeout(f"{job.function} ran past its timeout of {job.resources.timeout}s on Modal and was stopped")
+        return RunTimeout(modal_timeout_message(job.function, job.resources.timeout))
     if isinstance(exc, (errors.ConnectionError, ConnectionError, TimeoutError)):
         return ServiceUnreachable(f"{where} could not be reached: {_first_line(exc)}")
     if isinstance(exc, errors.Error):
@@ -96,6 +107,7 @@ class ModalPlatform:
             result=reply["result"],
             outputs=reply["outputs"],
             timed_out=bool(reply.get("timed_out")),
+            notes=tuple(reply.get("notes") or ()),
         )
 
     def _run(self, modal: Any, job: ServerlessJob) -> dict:
@@ -116,7 +128,7 @@ class ModalPlatform:
         stopped: list[BaseException] = []
         with modal.enable_output(), app.run():
             try:
-                return function.remote(job.payload, job.deadline)
+                return function.remote(job.payload, job.deadline, job.grace)
             except KeyboardInterrupt as exc:  # also runplz's SIGTERM and SIGHUP
                 stopped.append(exc)
                 raise

@@ -37,6 +37,17 @@ def modal_timeout(timeout: int | None) -> int:
 
 def modal_deadline(timeout: int) -> float:
     """When the container side stops a Modal job itself: before Modal's own
-    ``timeout`` kills the container, leaving time (10%, 1 to 60 s) to pack and
-    return the outputs written so far."""
-    return float(timeout) - min(60.0, max(1.0, timeout * 0.1))
+    ``timeout`` kills the container, leaving a margin (10% of it, 1 to 60 s,
+    never more than half) to stop the job and return the outputs written so far."""
+    return max(timeout * 0.5, float(timeout) - min(60.0, max(1.0, timeout * 0.1)))
+
+
+def modal_grace(timeout: int) -> float:
+    """Between SIGTERM and SIGKILL when `modal_deadline` passes: half the
+    margin, at most 10 s, so a job that ignores SIGTERM still leaves time to
+    pack its outputs."""
+    return min(10.0, (timeout - modal_deadline(timeout)) / 2)
+
+
+def modal_timeout_message(function: str, timeout: int) -> str:
+    return f"{function} ran past its timeout of {timeout}s on Modal and was stopped"

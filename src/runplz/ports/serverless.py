@@ -31,17 +31,20 @@ class ServerlessJob:
     bundle_dir: str
     add_python: str | None = None
     deadline: float = 0.0
+    grace: float = 10.0  # seconds between SIGTERM and SIGKILL once the deadline passes
 
 
 @attrs.frozen
 class ServerlessOutcome:
     """What came back: the job's exit code, its result record (None when the
-    job died before writing one), and ``$RUNPLZ_OUT`` as a gzip'd tar archive."""
+    job died before writing one), ``$RUNPLZ_OUT`` as a gzip'd tar archive, and
+    notes on outputs that could not be packed."""
 
     exit_code: int
     result: str | None
     outputs: bytes
     timed_out: bool = False
+    notes: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -57,7 +60,8 @@ class ServerlessPlatform(Protocol):
     - The function raising or exiting non-zero is NOT an error here: it is in
       the outcome (exit code and result record). Outputs come back on success
       and on failure.
-    - Past ``job.deadline`` the job is stopped, and the outcome says
+    - Past ``job.deadline`` the job's processes get SIGTERM (SIGKILL
+      ``job.grace`` seconds later), and the outcome says
       ``timed_out`` with exit code 124 and whatever outputs it wrote.
     - The job's stdout and stderr stream to this terminal while it runs.
     - The platform itself failing raises: `MissingExtra` (its client package is

@@ -14,7 +14,7 @@ from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.container_engine import ContainerEngine, ContainerRun, Mount
 from .images import ImageBuilder
-from .repo import find_repo_root, inside, relative_posix
+from .repo import anchored_outputs, find_repo_root
 from ..domain.remote_layout import EXIT_TIMED_OUT
 from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded, new_run_id
 from .settings import LocalSettings
@@ -40,7 +40,7 @@ class LocalDockerBackend:
         spec = call.spec
         repo_root = find_repo_root(call.script)
         outputs = settings.outputs_dir
-        anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
+        anchored = anchored_outputs(outputs, repo_root)
         if settings.build:
             tag = self._images.ensure(
                 call.app, spec.name, spec.image, repo_root, anchored, settings.uid, settings.gid

@@ -12,12 +12,11 @@ import sys
 
 import attrs
 
-from ..services.outputs_archive import extract_outputs
 from ..domain.call import FunctionCall
 from ..domain.config import ModalConfig
 from ..domain.errors import RunTimeout
 from ..domain.image import RegistryBase
-from ..domain.limits import modal_deadline
+from ..domain.limits import modal_deadline, modal_grace, modal_timeout_message
 from ..domain.modal_image_plan import needs_python
 from ..domain.modal_resources import modal_resources
 from ..domain.outputs_limits import OutputsTooLarge, check_archive_size
@@ -27,9 +26,9 @@ from ..ports.serverless import ServerlessJob, ServerlessOutcome, ServerlessPlatf
 from ..protocol.wire import encode_dispatch
 from .bundle import RuntimeBundle
 from .outputs_archive import extract_outputs
-from .repo import find_repo_root, inside, relative_posix
+from .repo import anchored_outputs, find_repo_root
 from .runs import dispatch_for, new_run_id, settle_text
-from .tree import TreeScanner, warn_dropped
+from .tree import Selection, TreeScanner, warn_dropped
 
 
 @attrs.frozen
@@ -39,12 +38,26 @@ class ModalSettings:
     python_version: str = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _add_python(config: ModalConfig, image, python_version: str) -> str | None:
-    if config.add_python == "none" or not isinstance(image.base, RegistryBase):
+def python_to_add(config: ModalConfig, image, python_version: str) -> str | None:
+    """An explicit version applies to every image; "auto" only to a bare-OS registry base."""
+    if config.add_python == "none":
         return None
     if config.add_python != "auto":
         return config.add_python
-    return python_version if needs_python(image.base.ref) else None
+    if isinstance(image.base, RegistryBase) and needs_python(image.base.ref):
+        return python_version
+    return None
+
+
+def _without_folder_links(chosen: Selection, console: Console) -> frozenset[str]:
+    """The kept paths, less links to folders: Modal's upload does not enter them
+    (a link to a file arrives as the file's content)."""
+    keep = set(chosen.paths())
+    for link in chosen.links:
+        if os.path.isdir(os.path.join(chosen.root, *link.path.split("/"))):
+            keep.discard(link.path)
+            console.warn(f"left out of the Modal upload: {link.path} (a link to a folder; Modal does not follow it)")
+    return frozenset(keep)
 
 
 class ModalBackend:
@@ -69,8 +82,7 @@ class ModalBackend:
         resources = modal_resources(spec)  # refusals come before any network call
         repo_root = find_repo_root(call.script)
         outputs = self._settings.outputs_dir
-        anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
-        chosen = self._trees.select(repo_root, anchored)
+        chosen = self._trees.select(repo_root, anchored_outputs(outputs, repo_root))
         warn_dropped(self._console, chosen, "left out of the Modal upload: {path}")
         return ServerlessJob(
             app=call.app,
@@ -80,10 +92,11 @@ class ModalBackend:
             env=dict(spec.env),
             payload=encode_dispatch(dispatch_for(call, repo_root, run)),
             repo_root=repo_root,
-            repo_keep=frozenset(chosen.paths()),
+            repo_keep=_without_folder_links(chosen, self._console),
             bundle_dir=self._bundle.materialize(),
-            add_python=_add_python(self._settings.config, spec.image, self._settings.python_version),
+            add_python=python_to_add(self._settings.config, spec.image, self._settings.python_version),
             deadline=modal_deadline(resources.timeout),
+            grace=modal_grace(resources.timeout),
         )
 
     def call(self, call: FunctionCall):
@@ -100,7 +113,7 @@ class ModalBackend:
         )
         if outcome.timed_out and outcome.result is None:
             raise RunTimeout(
-                f"{job.function} ran past its timeout of {job.resources.timeout}s on Modal and was stopped "
+                f"{modal_timeout_message(job.function, job.resources.timeout)} "
                 f"(outputs written so far are in {self._settings.outputs_dir})"
             )
         return settle_text(outcome.result, outcome.exit_code, run)
@@ -118,6 +131,8 @@ class ModalBackend:
                 handle.write(data)
             check_archive_size(len(data), kept_at=kept)  # raises, naming where the archive is kept
             raise
+        for note in outcome.notes:
+            self._console.warn(note)
         report = extract_outputs(data, outputs)
         if report.warning:
             self._console.warn(report.warning)

@@ -36,7 +36,7 @@ from .remote_probe import probe_box
 from .remote_run import RemoteJobs, RunPlace
 from .remote_setup import JobSetup
 from .remote_upload import Uploader, free_mb, no_space, size_text
-from .repo import find_repo_root, inside, relative_posix
+from .repo import anchored_outputs, find_repo_root
 from .runs import dispatch_for, new_run_id
 from .tree import TreeScanner
 
@@ -91,7 +91,7 @@ class RemoteRunPath:
         setup = self._setup_for(mode=settings.mode, transport=self._transport)
         repo_root = find_repo_root(call.script)
         outputs = settings.outputs_dir
-        anchored = frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
+        anchored = anchored_outputs(outputs, repo_root)
         planned = setup.checks(call, repo_root, anchored)  # user mistakes fail here, before any work
         bundle_local = self._bundle.materialize()
         bundle = bundle_dir(self._bundle.digest())

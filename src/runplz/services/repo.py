@@ -34,6 +34,12 @@ def inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
 
+def anchored_outputs(outputs: str, repo_root: str) -> frozenset[str]:
+    """The outputs folder as a repo path to leave out of every transfer, when it
+    lies inside the repo."""
+    return frozenset({relative_posix(outputs, repo_root)}) if inside(outputs, repo_root) else frozenset()
+
+
 _PRIVATE = (".ssh", ".aws", ".gnupg", ".kube", ".docker", ".config/gcloud")
 
 

@@ -1,4 +1,4 @@
-"""The function Modal runs: loaded in the container from ``/root/modal_entry.py``.
+"""The function Modal runs: loaded in the container from ``/root/runplz_modal_entry.py``.
 
 Stdlib only, imports nothing of runplz: the container has no runplz
 installed. ``run`` starts the shipped runtime (``/runplz/bundle``) on the
@@ -28,12 +28,11 @@ BOOT_SCRIPT = "runplz_boot.py"
 PAYLOAD_FILE = "payload.json"
 RESULT_FILE = "result.json"
 EXIT_TIMED_OUT = 124
-_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when the deadline passes
 
 
-def run(payload: str, deadline: float) -> dict:
+def run(payload: str, deadline: float, grace: float = 10.0) -> dict:
     """Modal's entry: run the dispatch in this container's fixed places."""
-    return execute(payload, deadline, REPO_DIR, BUNDLE_DIR, OUT_DIR, sys.executable)
+    return execute(payload, deadline, REPO_DIR, BUNDLE_DIR, OUT_DIR, sys.executable, grace=grace)
 
 
 def execute(
@@ -44,9 +43,11 @@ def execute(
     out: str,
     python: str,
     env: dict | None = None,
+    grace: float = 10.0,
 ) -> dict:
     """Run one dispatch: ``{"exit_code", "result" (text or None), "outputs"
-    (tar.gz bytes of ``out``), "timed_out"}``. ``deadline`` 0 means none."""
+    (tar.gz bytes of ``out``), "timed_out", "notes"}``. ``deadline`` 0 means
+    none; past it the job's group gets SIGTERM, and SIGKILL ``grace`` s later."""
     os.makedirs(out, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="runplz-run-")
     try:
@@ -63,32 +64,42 @@ def execute(
             env=environ,
             start_new_session=True,
         )
-        exit_code, timed_out = _wait(child, deadline)
+        exit_code, timed_out = _wait(child, deadline, grace)
+        notes: list = []
         return {
             "exit_code": exit_code,
             "result": _read(os.path.join(folder, RESULT_FILE)),
-            "outputs": pack(out),
+            "outputs": pack(out, notes),
             "timed_out": timed_out,
+            "notes": notes,
         }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait(child: subprocess.Popen, deadline: float) -> tuple[int, bool]:
+def _wait(child: subprocess.Popen, deadline: float, grace: float) -> tuple[int, bool]:
     try:
         code = child.wait(timeout=deadline if deadline > 0 else None)
     except subprocess.TimeoutExpired:
-        _stop(child)
+        _stop(child, grace)
         return EXIT_TIMED_OUT, True
     except BaseException:  # interrupted in here: leave no job running
-        _stop(child)
+        _stop(child, grace)
         raise
+    _kill_group(child)  # what the job left running must not write /out while it is packed
     return (128 - code if code < 0 else code), False
 
 
-def _stop(child: subprocess.Popen) -> None:
-    """SIGTERM the job's whole process group, SIGKILL after a grace period."""
-    for sig, wait in ((signal.SIGTERM, _GRACE), (signal.SIGKILL, None)):
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(child: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the job's whole process group, SIGKILL after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         try:
             os.killpg(child.pid, sig)
         except ProcessLookupError:
@@ -108,10 +119,19 @@ def _read(path: str) -> str | None:
         return None
 
 
-def pack(folder: str) -> bytes:
-    """``folder``'s files, folders and links (never followed) as tar.gz bytes."""
+def pack(folder: str, notes: list | None = None) -> bytes:
+    """``folder``'s files, folders and links (never followed) as tar.gz bytes.
+    A member that cannot be read is left out, with a line in ``notes``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as archive:
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
-            archive.add(os.path.join(folder, name), arcname=name, recursive=True)
+        for top, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(names):
+                path = os.path.join(top, name)
+                arcname = os.path.relpath(path, folder)
+                try:
+                    archive.add(path, arcname=arcname, recursive=False)  # links stay links
+                except (OSError, tarfile.TarError) as exc:
+                    if notes is not None:
+                        notes.append(f"{arcname}: not brought back ({exc})")
     return buffer.getvalue()
