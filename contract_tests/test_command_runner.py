@@ -24,6 +24,18 @@ class SubprocessFixtures(CommandRunnerFixtures):
         return [sys.executable, HELPER]
 
 
+class LoggedSubprocessFixtures(SubprocessFixtures):
+    """The runner as the CLI builds it: every command and inherited output also
+    goes to the driver log (output passes through runplz instead of straight
+    to the terminal)."""
+
+    @pytest.fixture
+    def runner(self):
+        from runplz.adapters.fake_log import MemoryLog
+
+        return SubprocessRunner(log=MemoryLog())
+
+
 class FakeFixtures(CommandRunnerFixtures):
     @pytest.fixture
     def runner(self):
@@ -36,6 +48,17 @@ class FakeFixtures(CommandRunnerFixtures):
 
 class TestSubprocessRunner(AbstractCommandRunnerTests, AbstractRawOutputTests, SubprocessFixtures):
     pass
+
+
+class TestLoggedSubprocessRunner(AbstractCommandRunnerTests, AbstractRawOutputTests, LoggedSubprocessFixtures):
+    def test_inherited_output_reaches_the_terminal_and_the_log(self, runner, helper, capfd):
+        runner.run([*helper, "both"], inherit=True)
+        shown = capfd.readouterr()
+        logged = runner._log.text()
+        assert shown.out and shown.err
+        for line in (shown.out + shown.err).splitlines():
+            assert line in logged
+        assert logged.splitlines()[0].startswith("$ ")
 
 
 class TestFakeCommandRunner(AbstractCommandRunnerTests, AbstractRawOutputTests, FakeFixtures):

@@ -39,7 +39,7 @@ class StubRuns:
         return types.SimpleNamespace(name=target.host)
 
     def paths(self, transport, settings):
-        def call(function_call: FunctionCall) -> Any:
+        def call(function_call: FunctionCall, record: Any = None) -> Any:
             box = transport.name
             listed = self.brev.boxes.get(box)
             assert listed is not None and listed.instance().usable, f"{box} is not usable"

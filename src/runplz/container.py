@@ -58,7 +58,9 @@ containers, providers = _import_dependency_injector()
 
 from .adapters.brev_cli import BrevCli
 from .adapters.docker_engine import DockerEngine
+from .adapters.driver_log import DriverLog
 from .adapters.file_ledger import FileLedger
+from .adapters.file_run_store import FileRunStore
 from .adapters.job_output import StdoutJobOutput
 from .adapters.modal_platform import ModalPlatform
 from .adapters.remote_venv import RemoteVenvBuilder
@@ -79,7 +81,9 @@ from .services.images import ImageBuilder
 from .services.local_docker import LocalDockerBackend
 from .services.local_native import LocalNativeBackend
 from .services.modal_backend import ModalBackend, ModalSettings
+from .services.plan import PlanService
 from .services.remote_path import RemoteRunPath
+from .services.run_recorder import RunRecorder
 from .services.remote_setup import job_setup
 from .services.repo import check_outputs_dir
 from .services.settings import LocalSettings
@@ -119,8 +123,9 @@ class Container(containers.DeclarativeContainer):
     config = providers.Configuration()
 
     clock = providers.Singleton(SystemClock)
-    console = providers.Singleton(StderrConsole)
-    command_runner = providers.Singleton(SubprocessRunner)
+    driver_log = providers.Singleton(DriverLog, enabled=config.no_log_file.as_(lambda off: not off))
+    console = providers.Singleton(StderrConsole, quiet=config.quiet.as_(bool), log=driver_log)
+    command_runner = providers.Singleton(SubprocessRunner, log=driver_log, verbose=config.verbose.as_(bool))
     container_engine = providers.Singleton(
         DockerEngine, runner=command_runner, docker=config.docker.as_(str)
     )
@@ -130,6 +135,8 @@ class Container(containers.DeclarativeContainer):
         root=config.venv_dir.as_(str),
         uv=providers.Callable(find_uv),
     )
+    run_store = providers.Singleton(FileRunStore, folder=config.runs_dir.as_(str))  # the `RunStore` port
+    run_recorder = providers.Singleton(RunRecorder, store=run_store, clock=clock, log=driver_log, console=console)
     runtime_bundle = providers.Singleton(RuntimeBundle, cache_dir=config.cache_dir.as_(str))
     tree_scanner = providers.Singleton(TreeScanner, cache_dir=config.cache_dir.as_(str))
     image_builder = providers.Factory(
@@ -145,8 +152,9 @@ class Container(containers.DeclarativeContainer):
         images=image_builder,
         console=console,
         clock=clock,
+        runs=run_recorder,
     )
-    job_output = providers.Singleton(StdoutJobOutput)
+    job_output = providers.Singleton(StdoutJobOutput, log=driver_log)
     ssh_transport = providers.Factory(SshTransport, runner=command_runner, clock=clock)
     remote_engine = providers.Factory(  # called with (transport, the docker argv prefix that answers there)
         lambda transport, docker=("docker",): DockerEngine(TransportCommandRunner(transport), docker)
@@ -172,6 +180,7 @@ class Container(containers.DeclarativeContainer):
         console=console,
         clock=clock,
         output=job_output,
+        runs=run_recorder,
     )
     ssh_backend = providers.Factory(SshBackend, paths=remote_run_path.provider)  # called with (transport, settings)
     brev_cli = providers.Singleton(BrevCli, runner=command_runner, clock=clock)
@@ -190,6 +199,7 @@ class Container(containers.DeclarativeContainer):
         paths=remote_run_path.provider,
         transports=ssh_transport.provider,
         clock=clock,
+        runs=run_recorder,
     )
     modal_platform = providers.Singleton(ModalPlatform)  # the `ServerlessPlatform` port
     modal_backend = providers.Factory(  # called with settings: ModalSettings
@@ -199,6 +209,15 @@ class Container(containers.DeclarativeContainer):
         trees=tree_scanner,
         console=console,
         clock=clock,
+        runs=run_recorder,
+    )
+    plan_service = providers.Factory(  # `runplz plan`: reads only (its TreeScanner has no cache folder)
+        PlanService,
+        catalog=brev_catalog,
+        instances=brev_instances,
+        bundle=runtime_bundle,
+        trees=providers.Factory(TreeScanner),
+        cache_dir=config.cache_dir.as_(str),
     )
     local_native = providers.Factory(
         LocalNativeBackend,
@@ -208,6 +227,7 @@ class Container(containers.DeclarativeContainer):
         trees=tree_scanner,
         console=console,
         clock=clock,
+        runs=run_recorder,
     )
 
 
@@ -220,6 +240,7 @@ def make_container(cache_dir: str | None = None, state_dir: str | None = None) -
         {
             "cache_dir": root,
             "ledger_dir": os.path.join(state, "boxes"),
+            "runs_dir": os.path.join(state, "runs"),
             "venv_dir": os.path.join(root, "venvs"),
             "docker": os.environ.get("RUNPLZ_DOCKER", "docker"),
         }

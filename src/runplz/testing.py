@@ -23,7 +23,9 @@ from .adapters.fake_console import RecordingConsole
 from .adapters.fake_engine import FakeContainerEngine, FakeImage
 from .adapters.fake_env import FakePythonEnvBuilder
 from .adapters.fake_ledger import FakeLedger
+from .adapters.fake_log import MemoryLog
 from .adapters.fake_modal import FakeModal, ModalFaults
+from .adapters.fake_run_store import FakeRunStore
 from .adapters.fake_runner import FakeCall, FakeCommandRunner, FakeInvocation, respond
 from .adapters.fake_transport import FakeTransport
 from .adapters.job_output import RecordingJobOutput
@@ -40,7 +42,9 @@ __all__ = [
     "FakeLedger",
     "FakeModal",
     "FakePythonEnvBuilder",
+    "FakeRunStore",
     "FakeTransport",
+    "MemoryLog",
     "ModalFaults",
     "RecordingConsole",
     "RecordingJobOutput",
@@ -51,11 +55,13 @@ __all__ = [
 
 def fake_container(cache_dir: str | None = None, **overrides: Any):
     """A `runplz.container.Container` whose engine, env builder, console, clock,
-    Brev account, box ledger and Modal are fakes (`FakeModal` runs Modal jobs here).
+    Brev account, box ledger, Modal, run records and driver log are fakes
+    (`FakeModal` runs Modal jobs here; `FakeRunStore` keeps run records in memory).
 
     Pass ``container_engine=...``, ``python_env_builder=...``, ``console=...``,
     ``job_output=...``, ``clock=...``, ``command_runner=...``, ``box_ledger=...``,
-    ``brev_catalog=...``, ``brev_instances=...`` or ``modal_platform=...`` to supply your own instances, or
+    ``brev_catalog=...``, ``brev_instances=...``, ``modal_platform=...``, ``run_store=...`` or
+    ``driver_log=...`` to supply your own instances, or
     ``brev=FakeBrev(rows)`` for both Brev ports at once; the chosen ones are
     reachable as ``container.<name>()``. (The Brev fakes stand in for the `brev`
     CLI only: a brev run still reaches its box over ssh, as ``ssh NAME``.)
@@ -74,6 +80,8 @@ def fake_container(cache_dir: str | None = None, **overrides: Any):
         "brev_instances": brev,
         "box_ledger": FakeLedger(),
         "modal_platform": FakeModal(),
+        "run_store": FakeRunStore(),
+        "driver_log": MemoryLog(),
         "container_engine": FakeContainerEngine(),
         "python_env_builder": FakePythonEnvBuilder(pretend_index=True),
         "console": RecordingConsole(),

@@ -5,12 +5,17 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO
 
+from ..ports.log_sink import LogSink
+
 
 class StdoutJobOutput:
-    def __init__(self, stream: BinaryIO | None = None) -> None:
+    def __init__(self, stream: BinaryIO | None = None, log: LogSink | None = None) -> None:
         self._stream = stream
+        self._log = log
 
     def write(self, chunk: bytes) -> None:
+        if self._log is not None:
+            self._log.record("job", chunk)
         stream = self._stream or sys.stdout.buffer
         try:
             stream.write(chunk)

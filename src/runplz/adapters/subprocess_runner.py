@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections import deque
 from typing import IO, Callable, Mapping, Sequence
 
 from ..domain.errors import CommandError, CommandNotFound, CommandTimeout
 from ..ports.command_runner import CommandResult, Input
+from ..ports.log_sink import LogSink
 
 _TAIL = 1 << 20
 _GRACE = 5.0
@@ -66,6 +70,36 @@ def _relay(stream: IO[bytes], on_output: Callable[[bytes], None]) -> None:
     stream.close()
 
 
+def _tee(stream: IO[bytes], terminal: str, log: LogSink, source: str) -> None:
+    """Pass a child's output to our ``terminal`` ("stdout"/"stderr") as it
+    comes, and to the log."""
+
+    def show(chunk: bytes) -> None:
+        target = getattr(sys, terminal)
+        try:
+            binary = getattr(target, "buffer", None)
+            if binary is not None:
+                target.flush()
+                binary.write(chunk)
+                binary.flush()
+            else:
+                target.write(chunk.decode("utf-8", "replace"))
+                target.flush()
+        except (OSError, ValueError):
+            pass
+        log.record(source, chunk)
+
+    _relay(stream, show)
+
+
+_USERINFO = re.compile(r"://[^/@\s]+@")
+
+
+def shown_command(args: Sequence[str]) -> str:
+    """The command as the log shows it: credentials in URLs hidden."""
+    return _USERINFO.sub("://***@", shlex.join(args))
+
+
 def _feed(stream: IO[bytes], data: Input) -> None:
     try:
         if isinstance(data, (bytes, bytearray)):
@@ -111,7 +145,16 @@ def _exit_code(returncode: int) -> int:
 
 class SubprocessRunner:
     """Runs programs as children in a new session, so a timeout or an
-    interrupt can end the program and everything it started."""
+    interrupt can end the program and everything it started.
+
+    With a ``log`` (the driver log), every command is written there, and the
+    output of ``inherit=True`` commands passes through runplz to the terminal,
+    so the log holds it too.
+    """
+
+    def __init__(self, log: LogSink | None = None, verbose: bool = False) -> None:
+        self._log = log
+        self._verbose = verbose  # also show each command on stderr
 
     def run(
         self,
@@ -129,12 +172,25 @@ class SubprocessRunner:
         if not args:
             raise CommandError("empty command", args)
         full_env = None if env is None else {**os.environ, **env}
+        tee = inherit and self._log is not None
+        if tee:  # its output now goes through a pipe: keep Python children from holding it back
+            full_env = {"PYTHONUNBUFFERED": "1", **(full_env or os.environ)}
         search = (full_env or os.environ).get("PATH")
         if os.path.sep not in args[0] and shutil.which(args[0], path=search) is None:
             raise CommandNotFound(f"{args[0]}: command not found", args)
         if cwd is not None and not os.path.isdir(cwd):
             raise CommandError(f"{args[0]}: working directory {cwd} does not exist", args)
-        pipe = None if inherit else subprocess.PIPE
+        if self._log is not None or self._verbose:
+            line = f"$ {shown_command(args)}\n"
+            if self._log is not None:
+                self._log.record("runplz", line.encode("utf-8", "replace"))
+            if self._verbose:
+                try:
+                    sys.stderr.write(f"runplz: {line}")
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+        pipe = subprocess.PIPE if tee or not inherit else None
         try:
             proc = subprocess.Popen(
                 args,
@@ -142,7 +198,9 @@ class SubprocessRunner:
                 env=full_env,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=pipe,
-                stderr=None if inherit else (subprocess.STDOUT if on_line and not on_output else subprocess.PIPE),
+                stderr=subprocess.PIPE if tee else None if inherit else (
+                    subprocess.STDOUT if on_line and not on_output else subprocess.PIPE
+                ),
                 start_new_session=True,
             )
         except FileNotFoundError:
@@ -152,11 +210,17 @@ class SubprocessRunner:
         out, err = _Tail(), _Tail()
         lock = threading.Lock()
         threads = []
-        if proc.stdout is not None and on_output is not None:
+        if tee:
+            source = f"cmd {os.path.basename(args[0])}"
+            threads += [
+                threading.Thread(target=_tee, args=(proc.stdout, "stdout", self._log, source), daemon=True),
+                threading.Thread(target=_tee, args=(proc.stderr, "stderr", self._log, source), daemon=True),
+            ]
+        elif proc.stdout is not None and on_output is not None:
             threads.append(threading.Thread(target=_relay, args=(proc.stdout, on_output), daemon=True))
         elif proc.stdout is not None:
             threads.append(threading.Thread(target=_pump, args=(proc.stdout, out, on_line, lock), daemon=True))
-        if proc.stderr is not None:
+        if proc.stderr is not None and not tee:
             threads.append(threading.Thread(
                 target=_pump, args=(proc.stderr, err, None if on_output else on_line, lock), daemon=True
             ))

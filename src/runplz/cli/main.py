@@ -11,17 +11,16 @@ import click
 
 from .. import __version__
 from . import render
+from .options import ARGS as _ARGS
+from .options import HOST_METAVAR, INSTANCE_METAVAR
+from .options import OUTPUTS as _OUTPUTS
+from .options import SCRIPT as _SCRIPT
+from .options import SCRIPT_CONTEXT as _SCRIPT_CONTEXT
+from .options import driver_options as _driver_options
+from .options import own_flags as _own_flags
 
-_SCRIPT_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]}
-_OUTPUTS = click.option(
-    "--outputs-dir",
-    default="out",
-    show_default=True,
-    metavar="PATH",
-    help="Where files the function writes to $RUNPLZ_OUT come back to.",
-)
-_SCRIPT = click.argument("script", metavar="SCRIPT", type=click.Path(dir_okay=False))
-_ARGS = click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ENTRYPOINT ARGS]...")
+# The driver log of this invocation, for the line that names it after a failure.
+_active_log: list[Any] = []
 
 
 _SIGNALS = {"SIGTERM": render.Terminated, "SIGHUP": render.HungUp}
@@ -75,6 +74,19 @@ class _Interrupted(Exception):
         self.interrupt = interrupt
 
 
+def _name_the_log(exc: BaseException) -> None:
+    """After a failed run: the error goes into the driver log, whose path is shown."""
+    from ..domain.errors import UsageError
+
+    if not _active_log or isinstance(exc, (click.exceptions.Exit, click.UsageError, UsageError)):
+        return  # a mistake in the command is its one line, nothing more
+    log = _active_log[-1]
+    log.record("runplz", f"runplz: error: {type(exc).__name__}: {exc}\n".encode("utf-8", "replace"))
+    log.flush()
+    if log.path:
+        render.say(f"the full log: {log.path}")
+
+
 class RunplzGroup(click.Group):
     """Every error becomes one readable line and an exit code (2 for user mistakes)."""
 
@@ -89,8 +101,10 @@ class RunplzGroup(click.Group):
             raise
         except _Interrupted as carried:
             code = render.error(carried.interrupt)
+            _name_the_log(carried.interrupt)
         except BaseException as exc:  # noqa: BLE001 - rendering is the point
             code = render.error(exc)
+            _name_the_log(exc)
         try:
             sys.stdout.flush()
         except OSError:
@@ -114,29 +128,33 @@ def cli() -> None:
     """
 
 
-def _own_flags(ctx: click.Context) -> dict[str, bool]:
-    """This command's own long options (name -> takes a value), for the hint
-    when one is written after SCRIPT."""
-    flags = {}
-    for param in ctx.command.params:
-        if isinstance(param, click.Option):
-            for opt in (*param.opts, *param.secondary_opts, "--help"):
-                if opt.startswith("--"):
-                    flags[opt[2:]] = not param.is_flag and opt != "--help"
-    flags.pop("help", None)
-    return flags
-
-
-def _go(ctx: click.Context, backend: str, script: str, args: tuple[str, ...], **bind: Any) -> None:
+def _go(
+    ctx: click.Context, backend: str, script: str, args: tuple[str, ...],
+    quiet: bool = False, verbose: bool = False, log_file: str | None = None, no_log_file: bool = False,
+    **bind: Any,
+) -> None:
     from ..domain.bind import bind_request
     from ..invoke import invoke
 
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose contradict each other")
+    if log_file and no_log_file:
+        raise click.UsageError("--log-file and --no-log-file contradict each other")
     request = bind_request(backend, **bind)
     container = ctx.obj
     if container is None:
         from ..container import default_container
 
         container = default_container()
+    container.config.quiet.from_value(quiet)
+    container.config.verbose.from_value(verbose)
+    container.config.no_log_file.from_value(no_log_file)
+    container.config.log_file.from_value(log_file)
+    log = container.driver_log()
+    _active_log[:] = [log]
+    log.on_error = container.console().warn
+    if log_file:
+        log.pin(log_file)  # each run's first line names it
     outcome = invoke(script, args, request, container, f"runplz {backend} {script}", _own_flags(ctx))
     if outcome.help_text is not None:
         click.echo(outcome.help_text, nl=False)
@@ -148,47 +166,59 @@ def _go(ctx: click.Context, backend: str, script: str, args: tuple[str, ...], **
 @_OUTPUTS
 @click.option("--no-build", is_flag=True, help="Reuse the last image built for the function.")
 @click.option("--native", is_flag=True, help="No Docker: run in a cached venv on this machine.")
+@_driver_options
 @_SCRIPT
 @_ARGS
 @click.pass_context
-def local(ctx: click.Context, outputs_dir: str, no_build: bool, native: bool, script: str, args: tuple[str, ...]) -> None:
+def local(ctx: click.Context, outputs_dir: str, no_build: bool, native: bool, script: str, args: tuple[str, ...], **driver: Any) -> None:
     """Run SCRIPT on this machine, in Docker (default) or natively."""
-    _go(ctx, "local", script, args, outputs_dir=outputs_dir, build=not no_build, native=True if native else None)
+    _go(ctx, "local", script, args, **driver, outputs_dir=outputs_dir, build=not no_build, native=True if native else None)
 
 
 @cli.command(context_settings=_SCRIPT_CONTEXT)
 @click.option(
-    "--host", required=True, metavar="[USER@]HOST[:PORT]",
+    "--host", required=True, metavar=HOST_METAVAR,
     help="Any ssh target: host, user@host:port, or a ~/.ssh/config alias.",
 )
 @_OUTPUTS
+@_driver_options
 @_SCRIPT
 @_ARGS
 @click.pass_context
-def ssh(ctx: click.Context, host: str, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
+def ssh(ctx: click.Context, host: str, outputs_dir: str, script: str, args: tuple[str, ...], **driver: Any) -> None:
     """Run SCRIPT on a box you own, over ssh (Docker or a venv there)."""
-    _go(ctx, "ssh", script, args, host=host, outputs_dir=outputs_dir)
+    _go(ctx, "ssh", script, args, **driver, host=host, outputs_dir=outputs_dir)
 
 
 @cli.command(context_settings=_SCRIPT_CONTEXT)
-@click.option("--instance", default=None, metavar="NAME", help="Attach to this Brev box (default: ephemeral).")
+@click.option("--instance", default=None, metavar=INSTANCE_METAVAR, help="Attach to this Brev box (default: ephemeral).")
 @_OUTPUTS
+@_driver_options
 @_SCRIPT
 @_ARGS
 @click.pass_context
-def brev(ctx: click.Context, instance: str | None, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
+def brev(ctx: click.Context, instance: str | None, outputs_dir: str, script: str, args: tuple[str, ...], **driver: Any) -> None:
     """Run SCRIPT on a Brev box: ephemeral (made and deleted per call) or --instance NAME."""
-    _go(ctx, "brev", script, args, instance=instance, outputs_dir=outputs_dir)
+    _go(ctx, "brev", script, args, **driver, instance=instance, outputs_dir=outputs_dir)
 
 
 @cli.command(context_settings=_SCRIPT_CONTEXT)
 @_OUTPUTS
+@_driver_options
 @_SCRIPT
 @_ARGS
 @click.pass_context
-def modal(ctx: click.Context, outputs_dir: str, script: str, args: tuple[str, ...]) -> None:
+def modal(ctx: click.Context, outputs_dir: str, script: str, args: tuple[str, ...], **driver: Any) -> None:
     """Run SCRIPT on Modal (needs the modal package: pip install 'runplz[modal]')."""
-    _go(ctx, "modal", script, args, outputs_dir=outputs_dir)
+    _go(ctx, "modal", script, args, **driver, outputs_dir=outputs_dir)
+
+
+from .plan import plan as _plan  # noqa: E402  (after the run commands it mirrors)
+from .runs import COMMANDS as _RUN_COMMANDS  # noqa: E402
+
+cli.add_command(_plan)
+for _command in _RUN_COMMANDS:
+    cli.add_command(_command)
 
 
 def run(argv: list[str] | None = None, obj: Any = None) -> None:

@@ -47,6 +47,7 @@ class Visit:
     shape: Shape | None = None
     created: bool = False
     attempted: bool = False  # `brev create` was called (it may have gone through even if it failed)
+    box: Instance | None = None  # the box once usable (its type says which fallback Brev granted)
 
 
 def _create_mode(spec: FunctionSpec, config: BrevConfig) -> tuple[str, str | None]:
@@ -95,7 +96,7 @@ class BrevArrival:
             wait = visit.config.ssh_ready_wait_seconds
             now = f" (it is {found.describe()})" if visit.how == "wait" and found is not None else ""
             self._console.info(f"waiting up to {wait:g}s for Brev box {name} to be usable{now}")
-            box = self._instances.wait_usable(name, wait)
+            box = visit.box = self._instances.wait_usable(name, wait)
             self._console.info(f"Brev box {name} is usable ({box.instance_type or 'type not listed'}, {box.describe()})")
         if visit.how != "attach" or name not in self._refreshed:
             self._instances.refresh()

@@ -24,9 +24,10 @@ from ..domain.host import SshTarget
 from ..domain.inline_plan import inline_plan
 from ..ports.clock import Clock
 from ..ports.transport import Transport
-from .brev_arrive import BrevArrival
+from .brev_arrive import BrevArrival, Visit
 from .brev_teardown import BrevTeardown
 from .remote_path import RemoteRunPath, RemoteRunSettings
+from .run_recorder import Recording, RunRecorder
 from .runs import new_run_id
 
 
@@ -61,7 +62,9 @@ class BrevBackend:
         transports: Callable[..., Transport],  # called with (target=SshTarget)
         clock: Clock,
         settings: BrevSettings,
+        runs: RunRecorder | None = None,
     ) -> None:
+        self._runs = runs or RunRecorder.off(clock)
         self._arrival = arrival
         self._teardown = teardown
         self._paths = paths
@@ -77,24 +80,35 @@ class BrevBackend:
         if config.mode == "container":
             inline_plan(spec.image, spec.name)  # refuses what container mode cannot run
         self._teardown.reap()
-        target = target_for(self._settings.instance, call.app, spec.name, new_run_id(self._clock))
+        run = new_run_id(self._clock)
+        target = target_for(self._settings.instance, call.app, spec.name, run)
         visit = self._arrival.plan(target, spec, config)
-        if target.ephemeral:
-            try:
-                self._arrival.carry_out(visit)
-                return self._run(target, call)
-            finally:
-                self._teardown.finish(
-                    target, finish(target, config), made=visit.created, attempted=visit.attempted
-                )
-        if visit.how != "create":
-            self._named[target.name] = target
-        try:
-            self._arrival.carry_out(visit)
-        finally:
-            if visit.created or visit.attempted:  # a create cut short may still make the box
+        with self._runs.begin("brev", target.name, call, self._settings.outputs_dir, run_id=run) as record:
+            if target.ephemeral:
+                try:
+                    self._arrive(visit, record)
+                    return self._run(target, call, record)
+                finally:
+                    self._teardown.finish(
+                        target, finish(target, config), made=visit.created, attempted=visit.attempted
+                    )
+            if visit.how != "create":
                 self._named[target.name] = target
-        return self._run(target, call)
+            try:
+                self._arrive(visit, record)
+            finally:
+                if visit.created or visit.attempted:  # a create cut short may still make the box
+                    self._named[target.name] = target
+            return self._run(target, call, record)
+
+    def _arrive(self, visit: Visit, record: Recording) -> None:
+        """Reach the box, then record its type and price (the cost so far counts from here)."""
+        with record.phase("provision"):
+            self._arrival.carry_out(visit)
+        kind = visit.box.instance_type if visit.box is not None else None
+        price = visit.shape.price_of(kind) if visit.shape is not None and kind else None
+        if kind and price is not None:
+            record.box(kind, price, name=visit.target.name)
 
     def close(self) -> None:
         """Apply ``on_finish`` to the named boxes this backend used (once each)."""
@@ -109,6 +123,6 @@ class BrevBackend:
         if interrupt is not None:
             raise interrupt
 
-    def _run(self, target: Target, call: FunctionCall) -> Any:
+    def _run(self, target: Target, call: FunctionCall, record: Recording) -> Any:
         transport = self._transports(target=SshTarget(target.name))
-        return self._paths(transport=transport, settings=self._settings.run_settings()).call(call)
+        return self._paths(transport=transport, settings=self._settings.run_settings()).call(call, record)

@@ -30,6 +30,11 @@ class Shape:
 
     types: tuple[str, ...]
     min_disk_gb: float | None
+    prices: tuple[float, ...] = ()  # $/h of each type, where `brev search` listed it
+
+    def price_of(self, instance_type: str) -> float | None:
+        """The listed $/h of ``instance_type`` (None when it was pinned or is not among the types)."""
+        return dict(zip(self.types, self.prices)).get(instance_type)
 
 
 def stops(target: Target, config: BrevConfig) -> bool:
@@ -84,7 +89,7 @@ class BrevShapes:
             except NoMatch:
                 check_finish(target, config, False, chosen.choice.type)  # raises NotStoppable
         self._console.info(describe(chosen, spec.name, only_stoppable))
-        return Shape(chosen.types, req.min_disk_gb)
+        return Shape(chosen.types, req.min_disk_gb, tuple(offer.price_per_hour for offer in chosen.offers))
 
     def stoppable(self, instance_type: str, gpu_first: bool = True) -> bool | None:
         """Whether Brev can stop ``instance_type``, as `brev search` lists it

@@ -16,7 +16,8 @@ from ..ports.container_engine import ContainerEngine, ContainerRun, Mount
 from .images import ImageBuilder
 from .repo import anchored_outputs, find_repo_root
 from ..domain.remote_layout import EXIT_TIMED_OUT
-from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded, new_run_id
+from .run_recorder import Recording, RunRecorder
+from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded
 from .settings import LocalSettings
 
 
@@ -28,29 +29,37 @@ class LocalDockerBackend:
         console: Console,
         clock: Clock,
         settings: LocalSettings,
+        runs: RunRecorder | None = None,
     ) -> None:
         self._engine = engine
         self._images = images
         self._console = console
         self._clock = clock
         self._settings = settings
+        self._runs = runs or RunRecorder.off(clock)
 
     def call(self, call: FunctionCall):
+        with self._runs.begin("local", "docker", call, self._settings.outputs_dir) as record:
+            return self._call(call, record)
+
+    def _call(self, call: FunctionCall, record: Recording):
         settings = self._settings
         spec = call.spec
         repo_root = find_repo_root(call.script)
         outputs = settings.outputs_dir
         anchored = anchored_outputs(outputs, repo_root)
-        if settings.build:
-            tag = self._images.ensure(
-                call.app, spec.name, spec.image, repo_root, anchored, settings.uid, settings.gid
-            )
-        else:
-            tag = self._images.latest(call.app, spec.name)
+        with record.phase("build"):
+            if settings.build:
+                tag = self._images.ensure(
+                    call.app, spec.name, spec.image, repo_root, anchored, settings.uid, settings.gid
+                )
+            else:
+                tag = self._images.latest(call.app, spec.name)
+        record.image(tag)
         gpus = choose_gpus(settings.config.gpus, spec.wants_gpu, self._engine.supports_gpus, spec.name)
         if gpus.warning:
             self._console.warn(gpus.warning)
-        run = new_run_id(self._clock)
+        run = record.id
         os.makedirs(outputs, exist_ok=True)
         env = dict(spec.env)
         env["RUNPLZ_OUT"] = OUT_DIR
@@ -74,7 +83,8 @@ class LocalDockerBackend:
             self._console.info(f"running {spec.name} in {tag} (run {run})")
             started = self._clock.monotonic()
             try:
-                exit_code = self._engine.run(container)
+                with record.phase("run"):
+                    exit_code = self._engine.run(container)
             except CommandTimeout:
                 exit_code = EXIT_TIMED_OUT
             if limit and exit_code == EXIT_TIMED_OUT and run_dir.result() is None:

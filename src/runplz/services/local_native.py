@@ -18,7 +18,8 @@ from .bundle import RuntimeBundle
 from .native_steps import ensure_env, native_steps
 from .repo import find_repo_root
 from ..domain.remote_layout import EXIT_TIMED_OUT
-from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded, new_run_id
+from .run_recorder import Recording, RunRecorder
+from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded
 from .settings import LocalSettings
 from .tree import TreeScanner
 
@@ -33,6 +34,7 @@ class LocalNativeBackend:
         console: Console,
         clock: Clock,
         settings: LocalSettings,
+        runs: RunRecorder | None = None,
     ) -> None:
         self._envs = envs
         self._runner = runner
@@ -41,6 +43,7 @@ class LocalNativeBackend:
         self._console = console
         self._clock = clock
         self._settings = settings
+        self._runs = runs or RunRecorder.off(clock)
 
     def _environment(self, call: FunctionCall, repo_root: str) -> str:
         plan = native_plan(call.spec.image, call.spec.name)
@@ -54,13 +57,18 @@ class LocalNativeBackend:
         return ensure_env(self._envs, request, self._console, self._clock)
 
     def call(self, call: FunctionCall):
+        with self._runs.begin("local", "native", call, self._settings.outputs_dir) as record:
+            return self._call(call, record)
+
+    def _call(self, call: FunctionCall, record: Recording):
         spec = call.spec
         repo_root = find_repo_root(call.script)
-        python = self._environment(call, repo_root)
+        with record.phase("build"):
+            python = self._environment(call, repo_root)
         bundle = self._bundle.materialize()
         outputs = self._settings.outputs_dir
         os.makedirs(outputs, exist_ok=True)
-        run = new_run_id(self._clock)
+        run = record.id
         env = dict(spec.env)
         env["RUNPLZ_OUT"] = outputs
         limit = run_limit(spec.timeout)
@@ -69,13 +77,14 @@ class LocalNativeBackend:
             self._console.info(f"running {spec.name} natively (run {run})")
             started = self._clock.monotonic()
             try:
-                result = self._runner.run(
-                    list(guarded(python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload, limit.seconds if limit else 0)),
-                    cwd=repo_root,
-                    env=env,
-                    timeout=limit.seconds + BACKUP_SECONDS if limit else None,
-                    inherit=True,
-                )
+                with record.phase("run"):
+                    result = self._runner.run(
+                        list(guarded(python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload, limit.seconds if limit else 0)),
+                        cwd=repo_root,
+                        env=env,
+                        timeout=limit.seconds + BACKUP_SECONDS if limit else None,
+                        inherit=True,
+                    )
                 exit_code = result.exit_code
             except CommandTimeout:
                 exit_code = EXIT_TIMED_OUT

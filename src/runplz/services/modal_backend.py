@@ -27,7 +27,8 @@ from ..protocol.wire import encode_dispatch
 from .bundle import RuntimeBundle
 from .outputs_archive import extract_outputs
 from .repo import anchored_outputs, find_repo_root
-from .runs import dispatch_for, new_run_id, settle_text
+from .run_recorder import Recording, RunRecorder
+from .runs import dispatch_for, settle_text
 from .tree import Selection, TreeScanner, warn_dropped
 
 
@@ -69,6 +70,7 @@ class ModalBackend:
         console: Console,
         clock: Clock,
         settings: ModalSettings,
+        runs: RunRecorder | None = None,
     ) -> None:
         self._platform = platform
         self._bundle = bundle
@@ -76,6 +78,7 @@ class ModalBackend:
         self._console = console
         self._clock = clock
         self._settings = settings
+        self._runs = runs or RunRecorder.off(clock)
 
     def _job(self, call: FunctionCall, run: str) -> ServerlessJob:
         spec = call.spec
@@ -100,13 +103,20 @@ class ModalBackend:
         )
 
     def call(self, call: FunctionCall):
-        run = new_run_id(self._clock)
+        modal_resources(call.spec)  # a mistake is refused before a run is recorded
+        with self._runs.begin("modal", "Modal", call, self._settings.outputs_dir) as record:
+            return self._call(call, record)
+
+    def _call(self, call: FunctionCall, record: Recording):
+        run = record.id
         job = self._job(call, run)
         shape = job.resources.gpu or "CPU"
         self._console.info(f"running {job.function} on Modal ({shape}, timeout {job.resources.timeout}s; run {run})")
         started = self._clock.monotonic()
-        outcome = self._platform.run(job)
-        self._collect(outcome, run)
+        with record.phase("run"):
+            outcome = self._platform.run(job)
+        with record.phase("collect", size=len(outcome.outputs)):
+            self._collect(outcome, run)
         self._console.info(
             f"{job.function} finished with exit code {outcome.exit_code} "
             f"in {self._clock.monotonic() - started:.1f}s"

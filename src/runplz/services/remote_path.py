@@ -37,7 +37,8 @@ from .remote_run import RemoteJobs, RunPlace
 from .remote_setup import JobSetup
 from .remote_upload import Uploader, free_mb, no_space, size_text
 from .repo import anchored_outputs, find_repo_root
-from .runs import dispatch_for, new_run_id
+from .run_recorder import Recording, RunRecorder
+from .runs import dispatch_for
 from .tree import TreeScanner
 
 MODES = ("docker", "native", "inline")
@@ -73,7 +74,9 @@ class RemoteRunPath:
         console: Console,
         clock: Clock,
         output: JobOutput,
+        runs: RunRecorder | None = None,
     ) -> None:
+        self._runs = runs or RunRecorder.off(clock)
         self._transport = transport
         self._settings = settings
         self._setup_for = setup_for
@@ -83,9 +86,17 @@ class RemoteRunPath:
         self._clock = clock
         self._output = output
 
-    def call(self, call: FunctionCall) -> Any:
+    def call(self, call: FunctionCall, record: Recording | None = None) -> Any:
         """Run ``call`` on the box and return its value (the `Backend` contract).
-        Connects, and closes the connection at the end."""
+        Connects, and closes the connection at the end. ``record``: the run's
+        record when the caller began it (brev: before the box was made); else
+        this begins one (an ssh run)."""
+        if record is not None:
+            return self._call(call, record)
+        with self._runs.begin("ssh", self._transport.name, call, self._settings.outputs_dir) as record:
+            return self._call(call, record)
+
+    def _call(self, call: FunctionCall, record: Recording) -> Any:
         settings = self._settings
         spec = call.spec
         setup = self._setup_for(mode=settings.mode, transport=self._transport)
@@ -97,7 +108,7 @@ class RemoteRunPath:
         bundle = bundle_dir(self._bundle.digest())
         basis = repo_tree(digest(socket.gethostname(), repo_root))
         checks = {"bundle": f"test -f {bundle}/{BOOT_SCRIPT} && echo yes", **planned}
-        run = new_run_id(self._clock)
+        run = record.id
         folder = run_dir(run)
         where = self._transport.name
         uploader = Uploader(self._transport, self._trees, self._console)
@@ -107,16 +118,19 @@ class RemoteRunPath:
         limit = run_limit(spec.timeout, settings.max_runtime_seconds)
         chosen = uploader.select(repo_root, anchored)
         self._console.info(f"connecting to {where}")
-        self._transport.connect(wait=settings.ready_wait_seconds)
         try:
-            machine = probe_box(self._transport, self._console, spec, checks, setup.docker)
+            with record.phase("connect"):
+                self._transport.connect(wait=settings.ready_wait_seconds)
+                machine = probe_box(self._transport, self._console, spec, checks, setup.docker)
             try:
-                if machine.fact("bundle") != "yes":
-                    uploader.bundle(bundle_local, bundle, run)
-                sent = uploader.repo(chosen, f"{folder}/{REPO}", basis)
+                with record.phase("upload"):
+                    if machine.fact("bundle") != "yes":
+                        uploader.bundle(bundle_local, bundle, run)
+                    sent = uploader.repo(chosen, f"{folder}/{REPO}", basis)
                 self._console.info(f"uploaded {size_text(sent)} of changes to {where}")
                 payload = encode_dispatch(dispatch_for(call, repo_root, run))
-                job = setup.job(call, RunPlace(run, folder, bundle, repo_root, payload), machine)
+                with record.phase("build"):
+                    job = setup.job(call, RunPlace(run, folder, bundle, repo_root, payload), machine)
                 job = attrs.evolve(job, limit=limit.seconds if limit else None, basis=(f"{folder}/{REPO}", basis))
             except BaseException as exc:
                 if isinstance(exc, NoSpaceLeft) or (isinstance(exc, BuildError) and says_no_space(str(exc))):
@@ -132,9 +146,10 @@ class RemoteRunPath:
             except KeyboardInterrupt:
                 jobs.stop(job)  # it may have started before the interrupt
                 raise
-            return RunFollower(self._transport, jobs, self._console, self._clock).finish(
-                job, spec, outputs, run, limit
-            )
+            with record.phase("run"):
+                return RunFollower(self._transport, jobs, self._console, self._clock).finish(
+                    job, spec, outputs, run, limit
+                )
         finally:
             self._transport.close()
 

@@ -1,0 +1,64 @@
+"""`runplz ps`, `runplz status RUN`, `runplz logs RUN [-f]`: the recorded runs.
+
+They read the run records in runplz's state directory (``$RUNPLZ_STATE_DIR``,
+else ``$XDG_STATE_HOME/runplz``, else ``~/.local/state/runplz``) and never
+touch a backend.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+_RUN = click.argument("run", metavar="RUN", default="last")
+
+
+def _container(ctx: click.Context) -> Any:
+    if ctx.obj is not None:
+        return ctx.obj
+    from ..container import default_container
+
+    return default_container()
+
+
+@click.command()
+@click.option("-n", "--limit", default=30, show_default=True, metavar="N", help="Show the N newest runs.")
+@click.pass_context
+def ps(ctx: click.Context, limit: int) -> None:
+    """List recent runs across backends, newest first, with their state."""
+    from ..services.run_views import ps_table, summaries
+
+    container = _container(ctx)
+    rows = summaries(container.run_store(), container.clock().now(), limit=limit)
+    click.echo(ps_table(rows) if rows else "no runs recorded yet", nl=not rows)
+
+
+@click.command()
+@_RUN
+@click.pass_context
+def status(ctx: click.Context, run: str) -> None:
+    """Show RUN's phase, last event, exit code, runtime and cost (RUN: an id, a unique prefix, or "last")."""
+    from ..services.run_views import status_text, summary_of
+
+    container = _container(ctx)
+    store = container.run_store()
+    run_id = store.resolve(run)
+    click.echo(status_text(summary_of(store, run_id, container.clock().now()), store.log_path(run_id)), nl=False)
+
+
+@click.command()
+@_RUN
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the run ends (or its driver is gone).")
+@click.pass_context
+def logs(ctx: click.Context, run: str, follow: bool) -> None:
+    """Print RUN's driver log: everything its run showed, with timestamps."""
+    from ..services.run_views import follow_log
+
+    container = _container(ctx)
+    store = container.run_store()
+    follow_log(store, store.resolve(run), container.clock(), sys.stdout, follow=follow)
+
+
+COMMANDS = (ps, status, logs)

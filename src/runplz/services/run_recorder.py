@@ -1,0 +1,127 @@
+"""Each run's record, written as it goes: who ran what where, each phase, how it ended.
+
+A backend asks `RunRecorder.begin` for its run (the id it uses everywhere:
+the run folder on a box, a Brev box's name) and wraps its work in it::
+
+    with self._runs.begin("ssh", host, call, outputs) as run:
+        with run.phase("upload"):
+            ...
+
+The record goes to the `RunStore` (``runplz ps``, ``status``, ``logs``), and
+the driver log is pointed at the run's own log file. Recording never fails a
+run: a store that cannot be written costs one warning, then runs go unrecorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, Iterator
+
+from ..domain.call import FunctionCall
+from ..domain.errors import RemoteError, RunTimeout, UsageError
+from ..domain.run_record import Box, Ended, ImageBuilt, Phase, PhaseDone, Started
+from ..ports.clock import Clock
+from ..ports.console import Console
+from ..ports.log_sink import LogSink
+from ..ports.run_store import RunStore
+from .runs import new_run_id
+
+
+def _shown_args(call: FunctionCall) -> tuple[str, ...]:
+    shown = [json.dumps(a, ensure_ascii=False, default=repr)[:200] for a in call.args]
+    shown += [f"{k}={json.dumps(v, ensure_ascii=False, default=repr)[:200]}" for k, v in call.kwargs.items()]
+    return tuple(shown)
+
+
+def _outcome(exc: BaseException | None) -> tuple[int | None, str]:
+    if exc is None:
+        return 0, "ok"
+    if isinstance(exc, RunTimeout):
+        return 124, "timeout"
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(exc, RemoteError):
+        return exc.exit_code, "failed"
+    return None, "failed"
+
+
+class Recording:
+    """One run being recorded; ``id`` is the run id."""
+
+    def __init__(self, recorder: "RunRecorder", run_id: str, live: bool) -> None:
+        self.id = run_id
+        self._recorder = recorder
+        self._live = live
+
+    def _append(self, event: Any) -> None:
+        if self._live:
+            self._live = self._recorder._append(self.id, event)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, size: int | None = None) -> Iterator["Recording"]:
+        """Record ``name`` starting now and, when the block completes, its duration."""
+        clock = self._recorder.clock
+        started = clock.monotonic()
+        self._append(Phase(name, clock.now()))
+        yield self
+        self._append(PhaseDone(name, clock.monotonic() - started, clock.now(), size=size))
+
+    def box(self, instance_type: str, price_per_hour: float, name: str = "") -> None:
+        self._append(Box(instance_type, price_per_hour, self._recorder.clock.now(), name=name))
+
+    def image(self, image_hash: str) -> None:
+        self._append(ImageBuilt(image_hash, self._recorder.clock.now()))
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        code, outcome = _outcome(exc)
+        self._append(Ended(code, outcome, self._recorder.clock.now()))
+        if self._recorder.log is not None:
+            self._recorder.log.flush()
+
+
+class RunRecorder:
+    """Records runs in ``store``; `RunRecorder.off` records nothing (a backend
+    built without one, in tests or embedding)."""
+
+    @classmethod
+    def off(cls, clock: Clock) -> "RunRecorder":
+        return cls(None, clock, None, None)
+
+    def __init__(self, store: RunStore | None, clock: Clock, log: LogSink | None, console: Console | None) -> None:
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self._console = console
+        self._broken = False
+
+    def begin(self, backend: str, target: str, call: FunctionCall, outputs: str, run_id: str | None = None) -> Recording:
+        """Start the record of a run of ``call`` (a new id unless ``run_id`` is given)."""
+        run = run_id or new_run_id(self.clock)
+        started = Started(
+            run=run, backend=backend, target=target, app=call.app, function=call.spec.name,
+            args=_shown_args(call), env_names=tuple(sorted(call.spec.env)), outputs=outputs, at=self.clock.now(),
+        )
+        live = self.store is not None and self._guard(lambda: self.store.begin(started))
+        if live and self.log is not None:
+            self.log.attach(self.store.log_path(run))
+            if self.log.path:
+                self._console.info(f"run {run}; log: {self.log.path}")
+        return Recording(self, run, live)
+
+    def _append(self, run: str, event: Any) -> bool:
+        return self._guard(lambda: self.store.append(run, event))
+
+    def _guard(self, write: Any) -> bool:
+        if self._broken:
+            return False
+        try:
+            write()
+            return True
+        except (OSError, UsageError, ValueError) as exc:
+            self._broken = True
+            self._console.warn(f"runs are not being recorded ({exc}); `runplz ps` will not show them")
+            return False
