@@ -16,3 +16,13 @@ def _forget_job_modules():
         ).startswith("/tmp/"):
             sys.modules.pop(name, None)
     sys.path[:] = path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory):
+    """Run records, ledgers and driver logs of the tests stay out of the user's state directory."""
+    import os
+
+    if "RUNPLZ_STATE_DIR" not in os.environ:
+        os.environ["RUNPLZ_STATE_DIR"] = str(tmp_path_factory.mktemp("runplz-state"))
+    yield

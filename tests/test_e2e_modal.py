@@ -7,6 +7,7 @@ import this runplz (testsupport/modal_fake).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -87,6 +88,8 @@ def test_a_run_returns_its_value_streams_its_logs_and_brings_outputs_back(modal_
     assert (create.function.function_name, create.function.timeout_secs) == ("work", 300)
     assert modal_fake.secrets() == [{"GREETING": "hi there"}]
     assert modal_fake.unimplemented() == [] and modal_fake.errors() == []
+    log = re.search(r"runplz: run \S+; log: (\S+)", done.stderr).group(1)
+    assert "[modal] working 2 modal" in open(log).read()  # the client's stream is in the driver log
 
 
 def test_a_remote_exception_is_its_traceback_and_one_line(modal_fake, tmp_path):

@@ -115,3 +115,20 @@ def test_a_killed_driver_leaves_the_truth_and_followers_stop(repo, env):
         assert "line 3" in out
     status = runplz(repo, env, "status")
     assert "driver died during run" in status.stdout, status.stdout
+
+
+def test_down_stops_a_live_run_from_another_terminal(repo, env):
+    driver = subprocess.Popen(
+        [*RUNPLZ, "local", "--native", "job.py", "--lines=200", "--pause=0.2"], cwd=repo, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+    )
+    for line in driver.stdout:
+        if line.startswith("line 2"):
+            break
+    down = runplz(repo, env, "down", "last", timeout=120)
+    assert down.returncode == 0 and "stopped (interrupted)" in down.stdout, down.stdout + down.stderr
+    assert driver.wait(timeout=30) == 143
+    driver.stdout.close()
+    driver.stderr.close()
+    assert "interrupted" in runplz(repo, env, "status").stdout
+    assert "already ended" in runplz(repo, env, "down", "last").stdout

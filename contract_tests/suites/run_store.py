@@ -121,6 +121,10 @@ class AbstractRunStoreTests:
         assert summary.status == "driver died during connect"
         assert summary.runtime == 4
 
+    def test_a_gone_driver_is_not_signalled(self, store, dead_driver):
+        dead_driver(started(RUN_B), [Phase("run", T0 + 1)])
+        assert store.stop_driver(RUN_B) is False
+
     def test_the_driver_log(self, store, write_log):
         store.begin(started(RUN_A))
         assert store.log_path(RUN_A).endswith("driver.log") and RUN_A in store.log_path(RUN_A)

@@ -83,6 +83,7 @@ from .services.local_native import LocalNativeBackend
 from .services.modal_backend import ModalBackend, ModalSettings
 from .services.plan import PlanService
 from .services.remote_path import RemoteRunPath
+from .services.run_down import RunDown
 from .services.run_recorder import RunRecorder
 from .services.remote_setup import job_setup
 from .services.repo import check_outputs_dir
@@ -201,7 +202,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         runs=run_recorder,
     )
-    modal_platform = providers.Singleton(ModalPlatform)  # the `ServerlessPlatform` port
+    modal_platform = providers.Singleton(ModalPlatform, log=driver_log)  # the `ServerlessPlatform` port
     modal_backend = providers.Factory(  # called with settings: ModalSettings
         ModalBackend,
         platform=modal_platform,
@@ -210,6 +211,10 @@ class Container(containers.DeclarativeContainer):
         console=console,
         clock=clock,
         runs=run_recorder,
+    )
+    run_down = providers.Factory(  # `runplz down`
+        RunDown, store=run_store, clock=clock, console=console, engine=container_engine,
+        instances=brev_instances, ledger=box_ledger,
     )
     plan_service = providers.Factory(  # `runplz plan`: reads only (its TreeScanner has no cache folder)
         PlanService,

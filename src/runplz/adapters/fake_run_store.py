@@ -30,6 +30,7 @@ class FakeRunStore:
         self._lines: dict[str, list[str]] = {}
         self._logs: dict[str, bytes] = {}
         self._gone: set[int] = set()
+        self.stopped: list[str] = []  # runs whose driver stop_driver asked to stop
         self._lock = threading.Lock()
 
     def _known(self, run_id: str) -> list[str]:
@@ -92,6 +93,13 @@ class FakeRunStore:
             data = data.encode()
         with self._lock:
             self._logs[run_id] = self._logs.get(run_id, b"") + data
+
+    def stop_driver(self, run_id: str) -> bool:
+        """Records the request in ``stopped``; the fake driver does not react."""
+        if not self.driver_alive(run_id):
+            return False
+        self.stopped.append(run_id)
+        return True
 
     def end_driver(self, driver: int) -> None:
         """The driver ``driver`` died: its runs are no longer alive."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 
 import attrs
@@ -174,6 +175,18 @@ class FileRunStore:
         if now is None:
             return False
         return not (started.driver_started and now and now != started.driver_started)
+
+    def stop_driver(self, run_id: str) -> bool:
+        if not self.driver_alive(run_id):
+            return False
+        started = decode_events(self._read(run_id).split(b"\n", 1)[0] + b"\n")[0]
+        if started.driver_host and started.driver_host != socket.gethostname():
+            return False
+        try:
+            os.kill(started.driver_pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def resolve(self, text: str) -> str:
         return resolve_run(self.runs(), text)

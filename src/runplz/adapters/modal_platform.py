@@ -15,7 +15,9 @@ from typing import Any
 
 from ..domain.errors import MissingExtra, RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
 from ..domain.limits import modal_timeout_message
+from ..ports.log_sink import LogSink
 from ..ports.serverless import ServerlessJob, ServerlessOutcome
+from .stream_tee import teed
 from .modal_image import ModalPlaces, modal_image
 
 ENTRY_MODULE = "runplz_modal_entry"  # Modal imports the entry file under its stem, from /root
@@ -89,12 +91,18 @@ def translate(exc: BaseException, modal: Any, job: ServerlessJob) -> Exception |
 
 
 class ModalPlatform:
-    """Runs each job as an ephemeral Modal app: ``app.run()`` then ``.remote()``."""
+    """Runs each job as an ephemeral Modal app: ``app.run()`` then ``.remote()``.
+    What the client prints (its progress and the job's streamed logs) also goes
+    to the driver ``log``."""
+
+    def __init__(self, log: LogSink | None = None) -> None:
+        self._log = log
 
     def run(self, job: ServerlessJob) -> ServerlessOutcome:
         modal = import_modal()
         try:
-            reply = self._run(modal, job)
+            with teed(self._log, "modal"):
+                reply = self._run(modal, job)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:

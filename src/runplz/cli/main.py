@@ -81,9 +81,11 @@ def _name_the_log(exc: BaseException) -> None:
     if not _active_log or isinstance(exc, (click.exceptions.Exit, click.UsageError, UsageError)):
         return  # a mistake in the command is its one line, nothing more
     log = _active_log[-1]
-    log.record("runplz", f"runplz: error: {type(exc).__name__}: {exc}\n".encode("utf-8", "replace"))
+    stopped = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, SIGTERM, SIGHUP: the person knows why
+    what = type(exc).__name__ if stopped else f"error: {type(exc).__name__}: {exc}"
+    log.record("runplz", f"runplz: {what}\n".encode("utf-8", "replace"))
     log.flush()
-    if log.path:
+    if log.path and not stopped:
         render.say(f"the full log: {log.path}")
 
 

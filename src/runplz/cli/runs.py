@@ -1,8 +1,8 @@
-"""`runplz ps`, `runplz status RUN`, `runplz logs RUN [-f]`: the recorded runs.
+"""`runplz ps`, `status RUN`, `logs RUN [-f]` and `down RUN`: the recorded runs.
 
 They read the run records in runplz's state directory (``$RUNPLZ_STATE_DIR``,
-else ``$XDG_STATE_HOME/runplz``, else ``~/.local/state/runplz``) and never
-touch a backend.
+else ``$XDG_STATE_HOME/runplz``, else ``~/.local/state/runplz``); only
+`down` acts, on the run it names.
 """
 
 from __future__ import annotations
@@ -61,4 +61,13 @@ def logs(ctx: click.Context, run: str, follow: bool) -> None:
     follow_log(store, store.resolve(run), container.clock(), sys.stdout, follow=follow)
 
 
-COMMANDS = (ps, status, logs)
+@click.command()
+@_RUN
+@click.pass_context
+def down(ctx: click.Context, run: str) -> None:
+    """Stop RUN: its own job only, then the teardown it was due (an ephemeral Brev box is deleted)."""
+    container = _container(ctx)
+    click.echo(container.run_down().down(run))
+
+
+COMMANDS = (ps, status, logs, down)

@@ -35,6 +35,9 @@ class RunStore(Protocol):
       id into that id; no match, an ambiguous prefix, or no runs at all raise
       `RunNotFound` (a `UsageError`) with one readable line.
     - ``remove(run_id)`` deletes the record and its log; an unknown id is a no-op.
+    - ``stop_driver(run_id)`` asks the run's live driver on this host to stop
+      (SIGTERM: it cleans up as on Ctrl-C) and returns True; False when the
+      driver is gone or on another host (nothing is signalled).
     - Records survive a new store object over the same storage, and several
       processes may write different runs at once.
     """
@@ -56,3 +59,5 @@ class RunStore(Protocol):
     def resolve(self, text: str) -> str: ...
 
     def remove(self, run_id: str) -> None: ...
+
+    def stop_driver(self, run_id: str) -> bool: ...
