@@ -225,3 +225,28 @@ def test_sigkill_leaves_the_box_and_the_next_run_reaps_it(make_brev):
     assert value_of(done)["n"] == 4
     assert f"deleted Brev box {name} left by a driver that died (pid {driver.pid})" in done.stderr
     assert brev.emu.instances() == {} and os.listdir(brev.state / "boxes") == []
+
+
+def test_detach_the_background_driver_deletes_the_box_when_the_job_ends(make_brev):
+    brev = make_brev(VM_NATIVE)
+    done = brev.run("--detach", "job.py", "--n", "4", "--nap=2")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stderr.split("goes on in the background")[0].rsplit("run ", 1)[1].strip()
+    logs = subprocess.run([sys.executable, "-m", "runplz", "logs", "-f", run_id], cwd=brev.repo, env=brev.env,
+                          capture_output=True, text=True, timeout=240)
+    assert "finished with exit code 0" in logs.stdout, logs.stdout
+    assert _wait_for(lambda: brev.emu.instances() == {}, 30), brev.emu.instances()
+    assert (brev.repo / "out" / "n.txt").read_text() == "4"
+
+
+def test_down_after_the_driver_was_killed_deletes_the_ephemeral_box(make_brev):
+    brev = make_brev(VM_NATIVE)
+    driver = _started(brev, "down")
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert len(brev.emu.instances()) == 1
+    down = subprocess.run([sys.executable, "-m", "runplz", "down", "last"], cwd=brev.repo, env=brev.env,
+                          capture_output=True, text=True, timeout=120)
+    assert "deleted its ephemeral Brev box" in down.stdout, down.stdout + down.stderr
+    assert brev.emu.instances() == {}
+    assert os.listdir(brev.state / "boxes") == []

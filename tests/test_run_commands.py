@@ -132,3 +132,34 @@ def test_down_stops_a_live_run_from_another_terminal(repo, env):
     driver.stderr.close()
     assert "interrupted" in runplz(repo, env, "status").stdout
     assert "already ended" in runplz(repo, env, "down", "last").stdout
+
+
+def test_detach_returns_at_once_and_the_run_goes_on(repo, env, tmp_path):
+    started = time.monotonic()
+    done = runplz(repo, env, "local", "--native", "--detach", "job.py", "--lines=8", "--pause=0.25")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 30
+    run_id = re.search(r"run (\S+) goes on in the background", done.stderr).group(1)
+    assert "line 7" not in done.stdout + done.stderr  # it did not wait for the job
+    logs = runplz(repo, env, "logs", "-f", run_id, timeout=120)
+    assert "line 7" in logs.stdout
+    assert "ok (exit 0)" in runplz(repo, env, "status", run_id).stdout
+
+
+def test_detach_then_down(repo, env):
+    done = runplz(repo, env, "local", "--native", "--detach", "job.py", "--lines=400", "--pause=0.2")
+    run_id = re.search(r"run (\S+) goes on in the background", done.stderr).group(1)
+    down = runplz(repo, env, "down", run_id, timeout=120)
+    assert "stopped (interrupted)" in down.stdout, down.stdout + down.stderr
+    assert "interrupted" in runplz(repo, env, "status", run_id).stdout
+
+
+def test_a_detached_mistake_is_shown_here(repo, env):
+    done = runplz(repo, env, "local", "--native", "--detach", "job.py", "--lines=many")
+    assert done.returncode == 2 and "runplz: error" in done.stderr
+
+
+def test_detach_help_is_the_entrypoints_help_and_exits_0(repo, env):
+    done = runplz(repo, env, "local", "--native", "--detach", "job.py", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--lines" in done.stdout

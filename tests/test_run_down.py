@@ -80,3 +80,20 @@ def _made(brev: FakeBrev, name: str):
                          "stoppable": True, "price_per_hour": 0.1})
     brev.create(name, ["cpu-1"])
     return brev.boxes[name]
+
+
+def test_a_live_driver_that_cannot_be_signalled_is_refused_not_cleaned_up(parts):
+    from runplz.services.run_down import DriverElsewhere
+
+    store, brev, ledger, engine, _ = parts
+
+    class Elsewhere(FakeRunStore):
+        def stop_driver(self, run_id):
+            return False
+
+    elsewhere = Elsewhere()
+    elsewhere.begin(started("local", "docker"))
+    down = RunDown(elsewhere, FakeClock(), RecordingConsole(), engine, brev, ledger)
+    with pytest.raises(DriverElsewhere, match="cannot be signalled from here"):
+        down.down("last")
+    assert engine.removed == [] and not any(isinstance(e, Ended) for e in elsewhere.events(RUN))

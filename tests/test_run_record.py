@@ -137,3 +137,8 @@ def test_resolve():
         assert isinstance(caught.value, UsageError) and "\n" not in str(caught.value)
     with pytest.raises(RunNotFound, match="no runs are recorded"):
         resolve_run([], "last")
+
+
+def test_records_written_before_the_log_field_still_read():
+    old = (GOLDEN.parent / "run_events_v1_without_log.jsonl").read_text(encoding="utf-8")
+    assert '"log"' not in old and decode_events(old) == RECORD

@@ -56,6 +56,7 @@ def _import_dependency_injector():
 
 containers, providers = _import_dependency_injector()
 
+from .adapters.background import report_run
 from .adapters.brev_cli import BrevCli
 from .adapters.docker_engine import DockerEngine
 from .adapters.driver_log import DriverLog
@@ -137,7 +138,9 @@ class Container(containers.DeclarativeContainer):
         uv=providers.Callable(find_uv),
     )
     run_store = providers.Singleton(FileRunStore, folder=config.runs_dir.as_(str))  # the `RunStore` port
-    run_recorder = providers.Singleton(RunRecorder, store=run_store, clock=clock, log=driver_log, console=console)
+    run_recorder = providers.Singleton(
+        RunRecorder, store=run_store, clock=clock, log=driver_log, console=console, on_begin=providers.Object(report_run)
+    )
     runtime_bundle = providers.Singleton(RuntimeBundle, cache_dir=config.cache_dir.as_(str))
     tree_scanner = providers.Singleton(TreeScanner, cache_dir=config.cache_dir.as_(str))
     image_builder = providers.Factory(

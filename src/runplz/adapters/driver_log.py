@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 _EARLY_LIMIT = 4 << 20  # bytes kept in memory before a log file is chosen
+_LONGEST = 8 << 10  # a line that never ends is written out in pieces this long
 
 
 def stamp(now: float) -> str:
@@ -28,10 +29,9 @@ class DriverLog:
         self._enabled = enabled
         self._now = now
         self._lock = threading.Lock()
-        self._partial: dict[str, bytes] = {}
+        self._partial: dict[str, bytearray] = {}
         self._early: list[bytes] = []
         self._early_size = 0
-        self._handle = None
         self._path: str | None = None
         self._pinned = False
         self.on_error: Callable[[str], None] = lambda message: None
@@ -56,11 +56,9 @@ class DriverLog:
         with self._lock:
             if self._path == os.path.abspath(path):
                 return
-            self._close()
             try:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._handle = os.fdopen(fd, "ab", buffering=0)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
             except OSError as exc:
                 self._enabled = False
                 self.on_error(f"no driver log: {path}: {exc.strerror or exc}")
@@ -69,32 +67,47 @@ class DriverLog:
             early, self._early, self._early_size = self._early, [], 0
             self._write(b"".join(early))
 
+    def planned(self, path: str) -> str:
+        """The file a run's lines will go to if ``attach(path)`` is called: "" with
+        no log, the pinned file when there is one, else ``path``."""
+        if not self._enabled:
+            return ""
+        return self._path if self._pinned and self._path else os.path.abspath(path)
+
     def record(self, source: str, data: bytes) -> None:
+        """A lone carriage return (a progress bar redrawing) ends a line too."""
         if not self._enabled or not data:
             return
         with self._lock:
-            text = self._partial.pop(source, b"") + data
-            *lines, rest = text.split(b"\n")
-            if rest:
-                self._partial[source] = rest
+            pending = self._partial.setdefault(source, bytearray())
+            lines = []
+            cut = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            for piece in cut[:-1]:
+                pending += piece
+                lines.append(bytes(pending))
+                pending.clear()
+            pending += cut[-1]
+            while len(pending) > _LONGEST:
+                lines.append(bytes(pending[:_LONGEST]))
+                del pending[:_LONGEST]
             if lines:
                 prefix = f"{stamp(self._now())} [{source}] ".encode()
-                self._emit(b"".join(prefix + line.rstrip(b"\r") + b"\n" for line in lines))
+                self._emit(b"".join(prefix + line + b"\n" for line in lines if line))
 
     def flush(self) -> None:
         """Write out partial lines (as lines) at the end of a run."""
         with self._lock:
             partial, self._partial = self._partial, {}
             for source, rest in partial.items():
-                self._emit(f"{stamp(self._now())} [{source}] ".encode() + rest + b"\n")
+                if rest:
+                    self._emit(f"{stamp(self._now())} [{source}] ".encode() + bytes(rest) + b"\n")
 
     def close(self) -> None:
+        """Write out partial lines; nothing stays open between writes anyway."""
         self.flush()
-        with self._lock:
-            self._close()
 
     def _emit(self, data: bytes) -> None:
-        if self._handle is None:
+        if self._path is None:
             if self._early_size + len(data) <= _EARLY_LIMIT:
                 self._early.append(data)
                 self._early_size += len(data)
@@ -102,19 +115,18 @@ class DriverLog:
         self._write(data)
 
     def _write(self, data: bytes) -> None:
-        if not data or self._handle is None:
+        """Append ``data``, opening the file for this write only (no descriptor
+        is held between runs, or by a library that embeds runplz)."""
+        if not data or self._path is None:
             return
         try:
-            self._handle.write(data)
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
         except OSError as exc:
-            self._close()
             self._enabled = False
             self.on_error(f"the driver log stopped: {self._path}: {exc.strerror or exc}")
-
-    def _close(self) -> None:
-        if self._handle is not None:
-            try:
-                self._handle.close()
-            except OSError:
-                pass
-        self._handle = None

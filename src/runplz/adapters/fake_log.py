@@ -10,6 +10,9 @@ class MemoryLog:
         self.path: str | None = None
         self.pinned = False
 
+    def planned(self, path: str) -> str:
+        return self.path if self.pinned and self.path else path
+
     def attach(self, path: str) -> None:
         if not self.pinned:
             self.path = path
@@ -22,7 +25,7 @@ class MemoryLog:
         self.lines += [(source, rest.decode("utf-8", "replace")) for source, rest in partial.items()]
 
     def record(self, source: str, data: bytes) -> None:
-        text = self._partial.pop(source, b"") + data
+        text = (self._partial.pop(source, b"") + data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *lines, rest = text.split(b"\n")
         if rest:
             self._partial[source] = rest

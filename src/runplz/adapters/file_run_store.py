@@ -182,6 +182,8 @@ class FileRunStore:
         started = decode_events(self._read(run_id).split(b"\n", 1)[0] + b"\n")[0]
         if started.driver_host and started.driver_host != socket.gethostname():
             return False
+        if not started.driver_started:  # no start time to tell the driver from a pid's next owner
+            return False
         try:
             os.kill(started.driver_pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):

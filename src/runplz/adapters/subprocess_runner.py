@@ -149,7 +149,8 @@ class SubprocessRunner:
 
     With a ``log`` (the driver log), every command is written there, and the
     output of ``inherit=True`` commands passes through runplz to the terminal,
-    so the log holds it too.
+    so the log holds it too: the program then writes to pipes, not the
+    terminal (Python children get PYTHONUNBUFFERED=1 so nothing is held back).
     """
 
     def __init__(self, log: LogSink | None = None, verbose: bool = False) -> None:
@@ -172,7 +173,7 @@ class SubprocessRunner:
         if not args:
             raise CommandError("empty command", args)
         full_env = None if env is None else {**os.environ, **env}
-        tee = inherit and self._log is not None
+        tee = inherit and self._log is not None and getattr(self._log, "enabled", True)
         if tee:  # its output now goes through a pipe: keep Python children from holding it back
             full_env = {"PYTHONUNBUFFERED": "1", **(full_env or os.environ)}
         search = (full_env or os.environ).get("PATH")
@@ -214,7 +215,7 @@ class SubprocessRunner:
             source = f"cmd {os.path.basename(args[0])}"
             threads += [
                 threading.Thread(target=_tee, args=(proc.stdout, "stdout", self._log, source), daemon=True),
-                threading.Thread(target=_tee, args=(proc.stderr, "stderr", self._log, source), daemon=True),
+                threading.Thread(target=_tee, args=(proc.stderr, "stderr", self._log, source + " stderr"), daemon=True),
             ]
         elif proc.stdout is not None and on_output is not None:
             threads.append(threading.Thread(target=_relay, args=(proc.stdout, on_output), daemon=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -89,6 +90,30 @@ def _name_the_log(exc: BaseException) -> None:
         render.say(f"the full log: {log.path}")
 
 
+def _detach(ctx: click.Context) -> None:
+    """``--detach``: the same command, as a driver in the background."""
+    from ..adapters.background import start_in_background
+
+    argv = list(_invocation)
+    argv.remove("--detach")  # runplz's own (its options come before SCRIPT)
+    started = start_in_background(argv, cwd=".")
+    sys.stdout.write(started.early_output)  # what it said before it let go of this terminal
+    sys.stderr.write(started.early_errors)
+    if started.run_id is None:
+        if started.exit_code is None:  # still going, but never said which run it is
+            render.say(f"the background driver (pid {started.pid}) goes on; `runplz ps` lists its run")
+            return
+        raise click.exceptions.Exit(started.exit_code)
+    render.say(
+        f"run {started.run_id} goes on in the background; follow it: runplz logs -f {started.run_id}; "
+        f"stop it: runplz down {started.run_id}"
+    )
+
+
+# The argv of this invocation (for --detach to start it again in the background).
+_invocation: list[str] = []
+
+
 class RunplzGroup(click.Group):
     """Every error becomes one readable line and an exit code (2 for user mistakes)."""
 
@@ -96,6 +121,7 @@ class RunplzGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         _install_signal_handlers()
         _install_warning_renderer()
+        _invocation[:] = list(sys.argv[1:] if args is None else args)
         try:
             returned = super().main(args, prog_name or "runplz", complete_var, standalone_mode=False, **extra)
             code = returned if isinstance(returned, int) else 0
@@ -133,7 +159,7 @@ def cli() -> None:
 def _go(
     ctx: click.Context, backend: str, script: str, args: tuple[str, ...],
     quiet: bool = False, verbose: bool = False, log_file: str | None = None, no_log_file: bool = False,
-    **bind: Any,
+    detach: bool = False, **bind: Any,
 ) -> None:
     from ..domain.bind import bind_request
     from ..invoke import invoke
@@ -143,6 +169,9 @@ def _go(
     if log_file and no_log_file:
         raise click.UsageError("--log-file and --no-log-file contradict each other")
     request = bind_request(backend, **bind)
+    if detach:
+        _detach(ctx)
+        return
     container = ctx.obj
     if container is None:
         from ..container import default_container
@@ -162,6 +191,7 @@ def _go(
         click.echo(outcome.help_text, nl=False)
     elif outcome.show_value:
         render.value(outcome.value)
+        log.record("value", (json.dumps(outcome.value, ensure_ascii=False) + "\n").encode("utf-8", "replace"))
 
 
 @cli.command(context_settings=_SCRIPT_CONTEXT)

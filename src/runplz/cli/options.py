@@ -40,6 +40,9 @@ def driver_options(command: Any) -> Any:
         click.option("--log-file", metavar="PATH", default=None,
                      help="Write the driver log here (default: the run's folder in runplz's state directory)."),
         click.option("--no-log-file", is_flag=True, help="Keep no driver log."),
+        click.option("--detach", is_flag=True,
+                     help="Start the run in the background, print its id and return; "
+                     "`runplz logs -f RUN` follows it, `runplz down RUN` stops it."),
     )):
         command = option(command)
     return command

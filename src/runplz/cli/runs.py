@@ -15,6 +15,13 @@ import click
 _RUN = click.argument("run", metavar="RUN", default="last")
 
 
+def _log_of(store: Any, run_id: str) -> str:
+    """Where the run's driver log went: its record says ("" when none was kept)."""
+    started = store.events(run_id)[0]
+    recorded = getattr(started, "log", None)
+    return store.log_path(run_id) if recorded is None else recorded
+
+
 def _container(ctx: click.Context) -> Any:
     if ctx.obj is not None:
         return ctx.obj
@@ -45,7 +52,8 @@ def status(ctx: click.Context, run: str) -> None:
     container = _container(ctx)
     store = container.run_store()
     run_id = store.resolve(run)
-    click.echo(status_text(summary_of(store, run_id, container.clock().now()), store.log_path(run_id)), nl=False)
+    log = _log_of(store, run_id) or "(none kept: --no-log-file)"
+    click.echo(status_text(summary_of(store, run_id, container.clock().now()), log), nl=False)
 
 
 @click.command()
@@ -56,13 +64,27 @@ def logs(ctx: click.Context, run: str, follow: bool) -> None:
     """Print RUN's driver log: everything its run showed, with timestamps."""
     from ..services.run_views import follow_log
 
+    from ..domain.errors import UsageError
+
     container = _container(ctx)
     store = container.run_store()
-    follow_log(store, store.resolve(run), container.clock(), sys.stdout, follow=follow)
+    run_id = store.resolve(run)
+    log = _log_of(store, run_id)
+    if not log:
+        raise UsageError(f"run {run_id} kept no driver log (it ran with --no-log-file)")
+    if log != store.log_path(run_id):  # --log-file: a file of the user's, maybe shared by several runs
+        click.echo(f"runplz: run {run_id} wrote its log to {log} (--log-file)", err=True)
+        try:
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                sys.stdout.write(handle.read())
+        except OSError as exc:
+            raise UsageError(f"cannot read {log}: {exc.strerror or exc}") from None
+        return
+    follow_log(store, run_id, container.clock(), sys.stdout, follow=follow)
 
 
 @click.command()
-@_RUN
+@click.argument("run", metavar="RUN")
 @click.pass_context
 def down(ctx: click.Context, run: str) -> None:
     """Stop RUN: its own job only, then the teardown it was due (an ephemeral Brev box is deleted)."""

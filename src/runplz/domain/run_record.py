@@ -75,6 +75,7 @@ class Started:
     driver_pid: int = attrs.field(default=0, converter=_int)
     driver_started: str = attrs.field(default="", converter=str)
     driver_host: str = attrs.field(default="", converter=str)
+    log: str = attrs.field(default="", converter=str)  # the driver log's file ("": none kept)
 
 
 @attrs.frozen

@@ -35,8 +35,9 @@ class CommandRunner(Protocol):
       newline, goes to ``on_line`` as it arrives and the merged text is returned
       as ``stdout`` (``stderr`` is ""). With ``on_output`` the raw stdout bytes
       go to ``on_output`` as they arrive, partial lines included, and are not
-      returned (``stdout`` is ""); stderr is captured. With ``inherit=True`` the program writes
-      straight to the caller's stdout/stderr and both come back "". Otherwise
+      returned (``stdout`` is ""); stderr is captured. With ``inherit=True`` the program's
+      output reaches the caller's stdout/stderr as it comes (straight, or passed through
+      the runner when it keeps a driver log) and both come back "". Otherwise
       both are captured separately. Returned text keeps at most the last MiB.
     - ``timeout`` (seconds): past it the program and everything it started are
       killed and `CommandTimeout` is raised.

@@ -21,6 +21,8 @@ class LogSink(Protocol):
     - ``attach(path)`` sends the lines to ``path`` from now on (each run's own
       log), unless the user pinned one file for the whole invocation
       (``pin(path)``, ``--log-file``), or keeps no log (then both do nothing).
+    - ``planned(path)`` is the file ``attach(path)`` would write to: "" with no
+      log, the pinned file, or ``path``.
     - ``flush()`` writes out partial lines, at the end of a run.
     """
 
@@ -30,6 +32,8 @@ class LogSink(Protocol):
     def attach(self, path: str) -> None: ...
 
     def pin(self, path: str) -> None: ...
+
+    def planned(self, path: str) -> str: ...
 
     def flush(self) -> None: ...
 

@@ -37,7 +37,8 @@ class RunStore(Protocol):
     - ``remove(run_id)`` deletes the record and its log; an unknown id is a no-op.
     - ``stop_driver(run_id)`` asks the run's live driver on this host to stop
       (SIGTERM: it cleans up as on Ctrl-C) and returns True; False when the
-      driver is gone or on another host (nothing is signalled).
+      driver is gone, on another host, or cannot be told apart from a later
+      process with its pid (nothing is signalled).
     - Records survive a new store object over the same storage, and several
       processes may write different runs at once.
     """

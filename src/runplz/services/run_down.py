@@ -10,7 +10,7 @@ ephemeral Brev box (deleted, and forgotten by the ledger).
 from __future__ import annotations
 
 from ..domain.brev_instances import BrevError
-from ..domain.errors import CommandError
+from ..domain.errors import CommandError, RunplzError
 from ..domain.naming import container_name
 from ..domain.run_record import Ended, Note, Started
 from ..ports.clock import Clock
@@ -21,6 +21,10 @@ from ..ports.ledger import BoxLedger
 from ..ports.run_store import RunStore
 
 WAIT_SECONDS = 180.0  # for a live driver to finish its cleanup
+
+
+class DriverElsewhere(RunplzError):
+    """The run's driver lives, but not where this runplz can signal it."""
 
 
 class RunDown:
@@ -42,11 +46,16 @@ class RunDown:
         ended = next((e for e in events if isinstance(e, Ended)), None)
         if ended is not None:
             return f"run {run} had already ended ({ended.outcome}); nothing to stop"
-        if self._store.stop_driver(run):
-            self._console.info(f"asked the driver of run {run} to stop; waiting for its cleanup")
-            return self._await(run, wait)
         started = events[0]
         assert isinstance(started, Started)
+        if self._store.driver_alive(run):
+            if not self._store.stop_driver(run):
+                raise DriverElsewhere(
+                    f"the driver of run {run} (pid {started.driver_pid} on {started.driver_host or 'another host'}) "
+                    "cannot be signalled from here; run `runplz down` where it runs"
+                )
+            self._console.info(f"asked the driver of run {run} to stop; waiting for its cleanup")
+            return self._await(run, wait)
         what = self._after_death(run, started)
         self._store.append(run, Note(f"runplz down: {what}", self._clock.now()))
         self._store.append(run, Ended(None, "interrupted", self._clock.now()))

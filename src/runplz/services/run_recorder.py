@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..domain.call import FunctionCall
 from ..domain.errors import RemoteError, RunTimeout, UsageError
@@ -25,6 +25,7 @@ from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.log_sink import LogSink
 from ..ports.run_store import RunStore
+from .run_views import prune_records
 from .runs import new_run_id
 
 
@@ -43,7 +44,9 @@ def _outcome(exc: BaseException | None) -> tuple[int | None, str]:
         return 130, "interrupted"
     if isinstance(exc, RemoteError):
         return exc.exit_code, "failed"
-    return None, "failed"
+    if isinstance(exc, UsageError):
+        return 2, "failed"  # a mistake found once the run had begun: the CLI's exit code
+    return 1, "failed"
 
 
 class Recording:
@@ -91,25 +94,39 @@ class RunRecorder:
     def off(cls, clock: Clock) -> "RunRecorder":
         return cls(None, clock, None, None)
 
-    def __init__(self, store: RunStore | None, clock: Clock, log: LogSink | None, console: Console | None) -> None:
+    def __init__(
+        self, store: RunStore | None, clock: Clock, log: LogSink | None, console: Console | None,
+        on_begin: Callable[[str], None] | None = None,
+    ) -> None:
+        self._on_begin = on_begin  # told each recorded run's id (a background driver reports it)
         self.store = store
         self.clock = clock
         self.log = log
         self._console = console
         self._broken = False
+        self._pruned = False  # old records are pruned once per driver, at its first run
 
     def begin(self, backend: str, target: str, call: FunctionCall, outputs: str, run_id: str | None = None) -> Recording:
         """Start the record of a run of ``call`` (a new id unless ``run_id`` is given)."""
         run = run_id or new_run_id(self.clock)
+        log = ""
+        if self.store is not None and self.log is not None:
+            log = self.log.planned(self.store.log_path(run))
         started = Started(
             run=run, backend=backend, target=target, app=call.app, function=call.spec.name,
             args=_shown_args(call), env_names=tuple(sorted(call.spec.env)), outputs=outputs, at=self.clock.now(),
+            log=log,
         )
         live = self.store is not None and self._guard(lambda: self.store.begin(started))
         if live and self.log is not None:
             self.log.attach(self.store.log_path(run))
             if self.log.path:
                 self._console.info(f"run {run}; log: {self.log.path}")
+        if self._on_begin is not None:
+            self._on_begin(run)  # recorded or not: a background driver's launcher waits for it
+        if live and not self._pruned:
+            self._pruned = True
+            self._guard(lambda: prune_records(self.store, self.clock.now()))
         return Recording(self, run, live)
 
     def _append(self, run: str, event: Any) -> bool:
