@@ -248,5 +248,7 @@ def test_down_after_the_driver_was_killed_deletes_the_ephemeral_box(make_brev):
     down = subprocess.run([sys.executable, "-m", "runplz", "down", "last"], cwd=brev.repo, env=brev.env,
                           capture_output=True, text=True, timeout=120)
     assert "deleted its ephemeral Brev box" in down.stdout, down.stdout + down.stderr
+    assert "stopped its job on" in down.stdout  # and its outputs came home before the box went
+    assert (brev.repo / "out" / "n.txt").read_text() == "1"
     assert brev.emu.instances() == {}
     assert os.listdir(brev.state / "boxes") == []

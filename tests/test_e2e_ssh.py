@@ -267,3 +267,32 @@ def test_cli_run_and_ctrl_c(tmp_path, cache, docker_engine, ssh_boxes):
     time.sleep(0.5)
     assert _box_processes(ssh_boxes, job) == []
     assert (script.parent / "out").is_dir()
+
+
+def test_down_after_a_killed_driver_stops_the_job_on_the_box_and_brings_its_outputs(tmp_path, cache, ssh_boxes):
+    script = write_job(tmp_path / "repo", use_docker=False)
+    (script.parent / "stuck.py").write_text(
+        "import os, time\nfrom runplz import App, Image, SshConfig\n"
+        "app = App('ssh-down', ssh_config=SshConfig(use_docker=False))\n"
+        "@app.function(image=Image.from_registry('python:3.11-slim'))\n"
+        "def stuck() -> None:\n"
+        "    open(os.path.join(os.environ['RUNPLZ_OUT'], 'early.txt'), 'w').write('early')\n"
+        "    print('stuck-started', flush=True)\n"
+        "    time.sleep(300)\n"
+    )
+    driver = _cli(["ssh", "--host", "runplz-near", "stuck.py"], script.parent, ssh_boxes, cache)
+    for line in driver.stdout:
+        if "stuck-started" in line:
+            break
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    job = "runplz_boot.py /home/runplz/.runplz/runs/"
+    assert _box_processes(ssh_boxes, job), "the job should outlive its killed driver"
+    down = _cli(["down", "last"], script.parent, ssh_boxes, cache)
+    out, err = down.communicate(timeout=180)
+    assert down.returncode == 0 and "stopped its job on runplz-near" in out, out + err
+    assert (script.parent / "out" / "early.txt").read_text() == "early"
+    time.sleep(0.5)
+    assert _box_processes(ssh_boxes, job) == []
+    status = _cli(["status", "last"], script.parent, ssh_boxes, cache).communicate(timeout=60)[0]
+    assert "interrupted" in status

@@ -87,3 +87,21 @@ def test_without_the_modal_package_one_line_names_the_extra(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.startswith("runplz: error")]
     assert len(lines) == 1 and "pip install 'runplz[modal]'" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_detach_hands_the_same_command_to_the_launcher(tmp_path):
+    from runplz.ports.launcher import Detached
+    from runplz.testing import FakeLauncher
+
+    make_repo(tmp_path, BASIC)
+    launcher = FakeLauncher()
+    container = fake_container(str(tmp_path / "cache"), launcher=launcher)
+    with chdir(tmp_path):
+        done = CliRunner().invoke(cli, ["modal", "--detach", "job.py", "--detach-me=1"], obj=container)
+    assert done.exit_code == 0, done.output
+    assert launcher.started == [(("modal", "job.py", "--detach-me=1"), ".")]
+    assert "goes on in the background" in done.stderr and "runplz logs -f 20260101-000000-fa4e00" in done.stderr
+    launcher.answer = Detached(None, 2, "", "runplz: error: main has no flag --nope\n")
+    with chdir(tmp_path):
+        failed = CliRunner().invoke(cli, ["modal", "--detach", "job.py", "--nope"], obj=container)
+    assert failed.exit_code == 2 and "no flag --nope" in failed.stderr

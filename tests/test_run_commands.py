@@ -57,6 +57,7 @@ def test_a_run_is_recorded_and_its_log_holds_what_was_shown(repo, env, tmp_path)
     run = re.search(r"runplz: run (\S+); log: (\S+)", done.stderr)
     assert run, done.stderr
     run_id, log_path = run.groups()
+    assert re.search(r"runplz: build: done in \d+\.\ds", done.stderr) and "runplz: run: done in" in done.stderr
     assert log_path == str(tmp_path / "state" / "runs" / run_id / "driver.log")
 
     ps = runplz(repo, env, "ps")

@@ -68,10 +68,16 @@ def test_a_dead_ephemeral_brev_run_loses_its_box(parts):
     assert ("delete", box) in brev.calls and ledger.records() == ()
 
 
-def test_a_dead_named_brev_or_ssh_run_says_what_it_cannot_do(parts):
+def test_a_dead_ssh_run_without_a_way_to_the_box_says_so(parts):
     store, brev, _, _, down = parts
     dead(store, "ssh", "gpu1")
-    assert "cannot reach what it left on ssh (gpu1)" in down.down("last")
+    assert "could not reach the box" in down.down("last")
+
+
+def test_a_dead_native_run_says_what_it_cannot_do(parts):
+    store, brev, _, _, down = parts
+    dead(store, "local", "native")
+    assert "cannot reach what it left on local (native)" in down.down("last")
 
 
 def _made(brev: FakeBrev, name: str):

@@ -56,7 +56,7 @@ def _import_dependency_injector():
 
 containers, providers = _import_dependency_injector()
 
-from .adapters.background import report_run
+from .adapters.background import BackgroundLauncher, report_run
 from .adapters.brev_cli import BrevCli
 from .adapters.docker_engine import DockerEngine
 from .adapters.driver_log import DriverLog
@@ -215,9 +215,11 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         runs=run_recorder,
     )
+    launcher = providers.Singleton(BackgroundLauncher)  # the `Launcher` port (`--detach`)
     run_down = providers.Factory(  # `runplz down`
         RunDown, store=run_store, clock=clock, console=console, engine=container_engine,
-        instances=brev_instances, ledger=box_ledger,
+        instances=brev_instances, ledger=box_ledger, transports=ssh_transport.provider,
+        bundle_digest=runtime_bundle.provided.digest,
     )
     plan_service = providers.Factory(  # `runplz plan`: reads only (its TreeScanner has no cache folder)
         PlanService,

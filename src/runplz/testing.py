@@ -23,6 +23,7 @@ from .adapters.fake_console import RecordingConsole
 from .adapters.fake_engine import FakeContainerEngine, FakeImage
 from .adapters.fake_env import FakePythonEnvBuilder
 from .adapters.fake_ledger import FakeLedger
+from .adapters.fake_launcher import FakeLauncher
 from .adapters.fake_log import MemoryLog
 from .adapters.fake_modal import FakeModal, ModalFaults
 from .adapters.fake_run_store import FakeRunStore
@@ -39,6 +40,7 @@ __all__ = [
     "FakeContainerEngine",
     "FakeImage",
     "FakeInvocation",
+    "FakeLauncher",
     "FakeLedger",
     "FakeModal",
     "FakePythonEnvBuilder",
@@ -82,6 +84,7 @@ def fake_container(cache_dir: str | None = None, **overrides: Any):
         "modal_platform": FakeModal(),
         "run_store": FakeRunStore(),
         "driver_log": MemoryLog(),
+        "launcher": FakeLauncher(),
         "container_engine": FakeContainerEngine(),
         "python_env_builder": FakePythonEnvBuilder(pretend_index=True),
         "console": RecordingConsole(),

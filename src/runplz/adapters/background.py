@@ -16,18 +16,9 @@ import tempfile
 import time
 from typing import Sequence
 
-import attrs
+from ..ports.launcher import Detached
 
 REPORT_ENV = "RUNPLZ_DETACH_REPORT"  # where a background driver writes its run id
-
-
-@attrs.frozen
-class Detached:
-    run_id: str | None  # None: the driver ended (or went quiet) before its run began
-    exit_code: int | None  # the driver's (128+N for signal N), when it already ended
-    early_output: str  # its stdout before it detached (or before it ended)
-    early_errors: str  # its stderr, likewise
-    pid: int = 0
 
 
 def report_run(run_id: str) -> None:
@@ -56,6 +47,13 @@ def report_run(run_id: str) -> None:
     os.dup2(nowhere, 1)
     os.dup2(nowhere, 2)
     os.close(nowhere)
+
+
+class BackgroundLauncher:
+    """The `Launcher` port: ``python -m runplz ARGS`` in a new session."""
+
+    def start(self, args: Sequence[str], cwd: str, wait_seconds: float = 600.0) -> Detached:
+        return start_in_background(args, cwd, wait_seconds)
 
 
 def start_in_background(args: Sequence[str], cwd: str, wait_seconds: float = 600.0) -> Detached:

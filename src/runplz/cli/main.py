@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -90,13 +89,11 @@ def _name_the_log(exc: BaseException) -> None:
         render.say(f"the full log: {log.path}")
 
 
-def _detach(ctx: click.Context) -> None:
+def _detach(container: Any) -> None:
     """``--detach``: the same command, as a driver in the background."""
-    from ..adapters.background import start_in_background
-
     argv = list(_invocation)
     argv.remove("--detach")  # runplz's own (its options come before SCRIPT)
-    started = start_in_background(argv, cwd=".")
+    started = container.launcher().start(argv, cwd=".")
     sys.stdout.write(started.early_output)  # what it said before it let go of this terminal
     sys.stderr.write(started.early_errors)
     if started.run_id is None:
@@ -169,14 +166,14 @@ def _go(
     if log_file and no_log_file:
         raise click.UsageError("--log-file and --no-log-file contradict each other")
     request = bind_request(backend, **bind)
-    if detach:
-        _detach(ctx)
-        return
     container = ctx.obj
     if container is None:
         from ..container import default_container
 
         container = default_container()
+    if detach:
+        _detach(container)
+        return
     container.config.quiet.from_value(quiet)
     container.config.verbose.from_value(verbose)
     container.config.no_log_file.from_value(no_log_file)
@@ -190,6 +187,8 @@ def _go(
     if outcome.help_text is not None:
         click.echo(outcome.help_text, nl=False)
     elif outcome.show_value:
+        import json
+
         render.value(outcome.value)
         log.record("value", (json.dumps(outcome.value, ensure_ascii=False) + "\n").encode("utf-8", "replace"))
 

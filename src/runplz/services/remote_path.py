@@ -123,10 +123,10 @@ class RemoteRunPath:
                 self._transport.connect(wait=settings.ready_wait_seconds)
                 machine = probe_box(self._transport, self._console, spec, checks, setup.docker)
             try:
-                with record.phase("upload"):
+                with record.phase("upload") as upload:
                     if machine.fact("bundle") != "yes":
                         uploader.bundle(bundle_local, bundle, run)
-                    sent = uploader.repo(chosen, f"{folder}/{REPO}", basis)
+                    sent = upload.size = uploader.repo(chosen, f"{folder}/{REPO}", basis)
                 self._console.info(f"uploaded {size_text(sent)} of changes to {where}")
                 payload = encode_dispatch(dispatch_for(call, repo_root, run))
                 with record.phase("build"):

@@ -3,14 +3,21 @@
 A live driver is asked to stop (SIGTERM), and does what it does on Ctrl-C:
 stops its own job (process group or container), brings the outputs back and
 deletes an ephemeral Brev box. For a driver that is gone, what it left is
-cleaned up here where runplz can name it: the run's local container, and an
-ephemeral Brev box (deleted, and forgotten by the ledger).
+cleaned up here where runplz can name it: the run's local container; on an
+ssh or Brev box, the run's own job (the agent's ``kill`` of its run folder),
+then its outputs are brought home; an ephemeral Brev box is then deleted (and
+forgotten by the ledger).
 """
 
 from __future__ import annotations
 
 from ..domain.brev_instances import BrevError
-from ..domain.errors import CommandError, RunplzError
+from typing import Any, Callable
+
+from ..domain.errors import CommandError, RunplzError, TransportError, UsageError
+from ..domain.host import SshTarget, parse_target
+from ..domain.layout import BOOT_SCRIPT
+from ..domain.remote_layout import OUT, bundle_dir, run_dir
 from ..domain.naming import container_name
 from ..domain.run_record import Ended, Note, Started
 from ..ports.clock import Clock
@@ -31,7 +38,11 @@ class RunDown:
     def __init__(
         self, store: RunStore, clock: Clock, console: Console, engine: ContainerEngine,
         instances: Instances, ledger: BoxLedger,
+        transports: Callable[..., Any] | None = None,  # called with target=SshTarget
+        bundle_digest: Callable[[], str] | None = None,
     ) -> None:
+        self._transports = transports
+        self._bundle_digest = bundle_digest
         self._store = store
         self._clock = clock
         self._console = console
@@ -81,6 +92,9 @@ class RunDown:
             except CommandError as exc:
                 return f"its driver was gone; removing container {name} failed: {exc}"
             return f"its driver was gone; removed its container {name} (if it was still there)"
+        reached = ""
+        if started.backend in ("ssh", "brev"):
+            reached = self._stop_remote(run, started) + "; "
         if started.backend == "brev" and any(r.name == started.target for r in self._ledger.records()):
             try:
                 if any(box.name == started.target for box in self._instances.list()):
@@ -88,10 +102,34 @@ class RunDown:
             except BrevError as exc:
                 return f"its driver was gone; deleting Brev box {started.target} failed: {exc} (run `brev delete {started.target}`)"
             self._ledger.forget(started.target)
-            return f"its driver was gone; deleted its ephemeral Brev box {started.target}"
+            return f"its driver was gone; {reached}deleted its ephemeral Brev box {started.target}"
+        if reached:
+            return f"its driver was gone; {reached.rstrip('; ')}"
         if started.backend == "modal":
             return "its driver was gone; Modal stops an app whose client has gone away"
         return (
             f"its driver was gone; runplz cannot reach what it left on {started.backend} "
             f"({started.target}) yet: stop the job there by hand if it still runs"
         )
+
+    def _stop_remote(self, run: str, started: Started) -> str:
+        """Kill the run's own job on its box and bring its outputs home; what happened, in words."""
+        if self._transports is None or self._bundle_digest is None:
+            return "could not reach the box (no transport)"
+        try:
+            target = SshTarget(started.target) if started.backend == "brev" else parse_target(started.target)
+        except UsageError as exc:
+            return f"could not reach {started.target}: {exc}"
+        transport = self._transports(target=target)
+        folder = run_dir(run)
+        boot = f"{bundle_dir(self._bundle_digest())}/{BOOT_SCRIPT}"
+        try:
+            transport.connect(wait=60)
+            try:
+                transport.run(["python3", boot, "agent", "kill", folder], timeout=120)
+                pulled = transport.pull(f"{folder}/{OUT}", started.outputs, move=True)
+            finally:
+                transport.close()
+        except (TransportError, CommandError, OSError) as exc:
+            return f"could not stop the job on {started.target}: {exc}"
+        return f"stopped its job on {started.target} and brought {pulled.received} bytes of outputs to {started.outputs}"

@@ -49,6 +49,22 @@ def _outcome(exc: BaseException | None) -> tuple[int | None, str]:
     return 1, "failed"
 
 
+class PhaseMark:
+    """The phase in progress; set ``size`` (bytes moved) before the block ends."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return ""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f", {size / scale:.1f} {unit}"
+    return f", {size} B"
+
+
 class Recording:
     """One run being recorded; ``id`` is the run id."""
 
@@ -62,13 +78,19 @@ class Recording:
             self._live = self._recorder._append(self.id, event)
 
     @contextlib.contextmanager
-    def phase(self, name: str, size: int | None = None) -> Iterator["Recording"]:
-        """Record ``name`` starting now and, when the block completes, its duration."""
+    def phase(self, name: str, size: int | None = None) -> Iterator[PhaseMark]:
+        """Record ``name`` starting now and, when the block completes, its
+        duration (and size), which the console shows as one progress line."""
         clock = self._recorder.clock
         started = clock.monotonic()
         self._append(Phase(name, clock.now()))
-        yield self
-        self._append(PhaseDone(name, clock.monotonic() - started, clock.now(), size=size))
+        mark = PhaseMark(size)
+        yield mark
+        seconds = clock.monotonic() - started
+        self._append(PhaseDone(name, seconds, clock.now(), size=mark.size))
+        console = self._recorder.console
+        if console is not None:
+            console.info(f"{name}: done in {seconds:.1f}s{_size(mark.size)}")
 
     def box(self, instance_type: str, price_per_hour: float, name: str = "") -> None:
         self._append(Box(instance_type, price_per_hour, self._recorder.clock.now(), name=name))
@@ -102,7 +124,7 @@ class RunRecorder:
         self.store = store
         self.clock = clock
         self.log = log
-        self._console = console
+        self.console = console
         self._broken = False
         self._pruned = False  # old records are pruned once per driver, at its first run
 
@@ -121,7 +143,7 @@ class RunRecorder:
         if live and self.log is not None:
             self.log.attach(self.store.log_path(run))
             if self.log.path:
-                self._console.info(f"run {run}; log: {self.log.path}")
+                self.console.info(f"run {run}; log: {self.log.path}")
         if self._on_begin is not None:
             self._on_begin(run)  # recorded or not: a background driver's launcher waits for it
         if live and not self._pruned:
@@ -140,5 +162,5 @@ class RunRecorder:
             return True
         except (OSError, UsageError, ValueError) as exc:
             self._broken = True
-            self._console.warn(f"runs are not being recorded ({exc}); `runplz ps` will not show them")
+            self.console.warn(f"runs are not being recorded ({exc}); `runplz ps` will not show them")
             return False
