@@ -17,24 +17,23 @@ import uuid
 
 import pytest
 
-from testsupport.real import unavailable
+from testsupport.real import required, unavailable
 
-modal = pytest.importorskip("modal")
+try:
+    import modal
+except ImportError:  # RUNPLZ_REQUIRE_REAL=1 makes a missing client a failure, not a skip
+    if required():
+        raise
+    pytest.skip("the modal package is not installed (pip install -e '.[dev]')", allow_module_level=True)
 from testsupport.modal_fake import ModalFake  # noqa: E402
 
-from testsupport.modal_fixture import container_prerequisite as _container_prerequisite  # noqa: E402
+from testsupport.modal_fixture import container_prerequisite as _container_prerequisite, modal_fake  # noqa: E402,F401
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
+def fake(modal_fake):
     """A running fake with the client env applied to this process."""
-    reason = _container_prerequisite()
-    if reason:
-        unavailable(reason)
-    with ModalFake.start(tmp_path) as running:
-        for key, value in running.env.items():
-            monkeypatch.setenv(key, value)
-        yield running
+    return modal_fake
 
 
 def _load(tmp_path, source: str, stem: str | None = None, module_name: str | None = None):

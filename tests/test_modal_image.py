@@ -14,7 +14,7 @@ from runplz.domain.modal_image_plan import keeps, local_dir_install, needs_pytho
 from runplz.domain.modal_resources import modal_resources
 from runplz.domain.spec import function_spec
 
-modal = pytest.importorskip("modal")
+import modal  # noqa: E402 (a dev dependency, pinned: these tests read its objects)
 
 PIP_ENV = "env PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1"
 

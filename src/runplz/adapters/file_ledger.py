@@ -10,7 +10,7 @@ import time
 
 from ..domain.errors import UsageError
 from ..ports.ledger import BoxRecord
-from ..runtime.control import alive
+from ..runtime.control import process_started
 
 
 def _unusable(folder: str, exc: OSError) -> UsageError:
@@ -18,20 +18,6 @@ def _unusable(folder: str, exc: OSError) -> UsageError:
         f"runplz cannot use its record of created boxes in {folder} ({exc.strerror or exc}); "
         "fix that folder's permissions or set RUNPLZ_STATE_DIR"
     )
-
-
-def _started(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot), or None if it is gone.
-
-    With the pid, this names one process: a reused pid has another start time."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rpartition(b")")[2].split()
-    except OSError:
-        return None if not alive(pid) else ""
-    if fields and fields[0] == b"Z":
-        return None
-    return fields[19].decode() if len(fields) > 19 else ""
 
 
 class FileLedger:
@@ -56,7 +42,7 @@ class FileLedger:
         entry = BoxRecord(name, backend, pid, socket.gethostname(), time.time())
         data = {
             "name": entry.name, "backend": entry.backend, "driver_pid": entry.driver_pid,
-            "driver_host": entry.driver_host, "created": entry.created, "driver_started": _started(pid) or "",
+            "driver_host": entry.driver_host, "created": entry.created, "driver_started": process_started(pid) or "",
         }
         handle, temp = tempfile.mkstemp(dir=self._folder, prefix=".record-")
         try:
@@ -109,7 +95,7 @@ class FileLedger:
         for record, started in self._read():
             if record.backend != backend or record.driver_host != host:
                 continue
-            now = _started(record.driver_pid)
+            now = process_started(record.driver_pid)
             if now is None or (started and now and now != started):
                 gone.append(record)
         return tuple(gone)

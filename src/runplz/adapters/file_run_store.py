@@ -21,7 +21,7 @@ from ..domain.run_record import (
     resolve_run,
     valid_run_id,
 )
-from ..runtime.control import alive
+from ..runtime.control import process_started
 
 EVENTS = "events.jsonl"
 LOG = "driver.log"
@@ -32,19 +32,6 @@ def _unusable(folder: str, exc: OSError) -> UsageError:
         f"runplz cannot use its run records in {folder} ({exc.strerror or exc}); "
         "fix that folder's permissions or set RUNPLZ_STATE_DIR"
     )
-
-
-def process_started(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot; "" where the OS
-    does not say), or None if it is gone. With the pid it names one process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rpartition(b")")[2].split()
-    except OSError:
-        return None if not alive(pid) else ""
-    if fields and fields[0] == b"Z":
-        return None
-    return fields[19].decode() if len(fields) > 19 else ""
 
 
 def _private_dir(path: str) -> None:

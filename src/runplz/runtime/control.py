@@ -70,6 +70,20 @@ def _stat_fields(pid: str) -> list[str]:
     return (read(f"/proc/{pid}/stat") or ")").rsplit(")", 1)[1].split()
 
 
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot; "" where the OS
+    does not say), or None if it is gone or a zombie. With the pid this names
+    one process: a reused pid has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rpartition(b")")[2].split()
+    except OSError:
+        return None if not alive(pid) else ""
+    if fields and fields[0] == b"Z":
+        return None
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
 def group_alive(pgid: int) -> bool:
     """Whether the group has a member that is not a zombie (init may be slow to reap)."""
     try:
