@@ -15,6 +15,10 @@ class TestDockerEngine(AbstractContainerEngineTests, ContainerEngineFixtures):
     def engine(self, docker_engine):
         return DockerEngine(SubprocessRunner())
 
+    @pytest.fixture
+    def dead_engine(self, docker_engine, tmp_path):
+        return DockerEngine(SubprocessRunner(), ["docker", "-H", f"unix://{tmp_path}/no-engine.sock"])
+
 
 class TestFakeContainerEngine(AbstractContainerEngineTests, ContainerEngineFixtures):
     enforces_user = False
@@ -22,6 +26,10 @@ class TestFakeContainerEngine(AbstractContainerEngineTests, ContainerEngineFixtu
     @pytest.fixture
     def engine(self):
         return FakeContainerEngine(base_images={"python:3.11-slim"}, gpus=True)
+
+    @pytest.fixture
+    def dead_engine(self):
+        return FakeContainerEngine(available=False)
 
 
 class TestFakeContainerEngineWithoutGpus(TestFakeContainerEngine):

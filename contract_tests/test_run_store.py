@@ -21,7 +21,8 @@ from runplz.adapters.fake_run_store import FakeRunStore
 from runplz.adapters.file_run_store import FileRunStore
 from runplz.domain.errors import UsageError
 from runplz.domain.run_record import (
-    Box, Detached, Ended, ImageBuilt, Note, Phase, PhaseDone, RunNotFound, Started, encode_event,
+    JOB_MARK, Box, Detached, Ended, ImageBuilt, Note, Phase, PhaseDone, RunNotFound, Started, Teardown,
+    encode_event,
 )
 from runplz.domain.run_summary import summarize
 
@@ -38,7 +39,30 @@ def _child(folder: str, body: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-class TestFileRunStore(AbstractRunStoreTests, RunStoreFixtures):
+class LeftJobTests:
+    """`stop_job`: what a run's job left running on this host, and nothing else.
+    ``left_job(run_id)`` leaves a process of that run's job running and returns
+    a probe: is it still running?"""
+
+    def test_nothing_left_is_nothing_found(self, store):
+        store.begin(started(RUN_A))
+        assert store.stop_job(RUN_A) == 0
+
+    def test_the_runs_job_is_stopped_and_another_runs_is_not(self, store, left_job):
+        store.begin(started(RUN_A))
+        store.begin(started(RUN_B))
+        mine, theirs = left_job(RUN_A), left_job(RUN_B)
+        assert mine() and theirs()
+        assert store.stop_job(RUN_A) == 1
+        assert not mine() and theirs()
+        assert store.stop_job(RUN_A) == 0
+
+    def test_a_bad_id_is_refused(self, store):
+        with pytest.raises(RunNotFound):
+            store.stop_job("../up")
+
+
+class TestFileRunStore(AbstractRunStoreTests, RunStoreFixtures, LeftJobTests):
     @pytest.fixture
     def folder(self, tmp_path):
         return str(tmp_path / "state" / "runs")
@@ -66,6 +90,21 @@ class TestFileRunStore(AbstractRunStoreTests, RunStoreFixtures):
                 handle.write(data)
 
         return write
+
+    @pytest.fixture
+    def left_job(self):
+        children = []
+
+        def leave(run_id: str):
+            child = subprocess.Popen(["sleep", "120"], env={**os.environ, JOB_MARK: run_id}, start_new_session=True)
+            children.append(child)
+            return lambda: child.poll() is None
+
+        yield leave
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
 
     def test_folders_are_private_and_files_too(self, folder, store):
         store.begin(started(RUN_A))
@@ -161,10 +200,23 @@ class TestFileRunStore(AbstractRunStoreTests, RunStoreFixtures):
             store.events("../escape")
 
 
-class TestFakeRunStore(AbstractRunStoreTests, RunStoreFixtures):
+class TestFakeRunStore(AbstractRunStoreTests, RunStoreFixtures, LeftJobTests):
     @pytest.fixture
     def store(self):
         return FakeRunStore()
+
+    @pytest.fixture
+    def left_job(self, store):
+        def leave(run_id: str):
+            store.start_job(run_id)
+            return lambda: store.jobs.get(run_id, 0) > 0
+
+        return leave
+
+    def test_a_host_without_proc_cannot_look(self, store):
+        store.begin(started(RUN_A))
+        store.can_look = False
+        assert store.stop_job(RUN_A) is None
 
     @pytest.fixture
     def reopen(self, store):
@@ -199,6 +251,7 @@ EVENTS = st.one_of(
     st.builds(Box, _text, st.floats(0, 100, allow_nan=False), _at, _text),
     st.builds(ImageBuilt, _text, _at),
     st.builds(Detached, _at),
+    st.builds(Teardown, _text, st.sampled_from(("delete", "stop", "leave")), _at),
     st.builds(Ended, st.none() | st.integers(-255, 255), st.sampled_from(("ok", "failed", "timeout", "interrupted")), _at),
 )
 

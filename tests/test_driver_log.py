@@ -99,3 +99,34 @@ def test_a_pinned_file_takes_every_run(tmp_path):
     log.attach(str(tmp_path / "run1.log"))
     log.record("runplz", b"x\n")
     assert log.path == str(tmp_path / "all.log") and not (tmp_path / "run1.log").exists()
+
+
+def test_a_status_line_on_a_terminal_never_reaches_the_log(tmp_path):
+    """The status line and its ticks are for the terminal only; the log keeps the
+    lines that stay, even when the terminal's stream copies what it is given
+    to the log (as stderr does while the modal client runs)."""
+    import os
+
+    from runplz.adapters.fake_clock import FakeClock
+    from runplz.adapters.stream_tee import TeeText
+    from runplz.adapters.terminal import Terminal
+
+    log = DriverLog()
+    log.attach(str(tmp_path / "d.log"))
+    master, slave = os.openpty()
+    stream = os.fdopen(slave, "w", encoding="utf-8")
+    try:
+        clock = FakeClock()
+        terminal = Terminal(TeeText(stream, log, "modal"), term="xterm", clock=clock, ticker=False)
+        console = StderrConsole(log=log, terminal=terminal)
+        console.progress("upload\u2026")
+        for _ in range(3):
+            clock.advance(1)
+            terminal.tick()
+        console.info("upload: done in 3.0s, 1.2 MB")
+        shown = os.read(master, 1 << 16).decode()
+    finally:
+        stream.close()
+        os.close(master)
+    assert "upload\u2026 3s" in shown and "\r\x1b[K" in shown
+    assert lines(tmp_path / "d.log") == [("runplz", "runplz: upload: done in 3.0s, 1.2 MB")]

@@ -1,4 +1,4 @@
-"""Run records end to end: real native runs, then `ps`, `status` and `logs` from other processes."""
+"""Run records end to end: real native runs, then `ps`, `status`, `logs` and `down` from other processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+from runplz.adapters import marked_processes
+from runplz.domain.run_record import JOB_MARK
+from testsupport.real import unavailable
 from testsupport.signals import default_signals
 
 from .jobs import make_repo
@@ -32,6 +35,20 @@ def work(lines: int = 2, pause: float = 0.0, fail: bool = False) -> int:
     if fail:
         raise ValueError("it failed")
     return lines
+'''
+STUCK = '''
+import os, time
+from runplz import App, Image
+
+app = App("stuck")
+
+@app.function(image=Image.from_registry("python:3.11-slim"))
+def stuck(seconds: float = 8.0) -> str:
+    print("stuck-started", flush=True)
+    time.sleep(seconds)
+    with open(os.path.join(os.environ["RUNPLZ_OUT"], "finished"), "w") as handle:
+        handle.write("finished")
+    return "finished"
 '''
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[[^\]]+\] ")
 
@@ -164,3 +181,127 @@ def test_detach_help_is_the_entrypoints_help_and_exits_0(repo, env):
     done = runplz(repo, env, "local", "--native", "--detach", "job.py", "--help")
     assert done.returncode == 0, done.stderr
     assert "--lines" in done.stdout
+
+
+def _marked(run_id: str) -> dict[int, int]:
+    return marked_processes.scan(f"{JOB_MARK}={run_id}".encode())[0]
+
+
+def test_down_after_a_killed_driver_stops_the_native_job_and_nothing_else(repo, env):
+    (repo / "stuck.py").write_text(STUCK)
+    decoys = [
+        subprocess.Popen(["sleep", "120"], start_new_session=True),  # no mark: whatever its ids, not the run's
+        subprocess.Popen(["sleep", "120"], env={**env, JOB_MARK: "20200101-000000-000000"}, start_new_session=True),
+    ]
+    try:
+        driver = subprocess.Popen(
+            [*RUNPLZ, "local", "--native", "stuck.py", "--seconds=8"], cwd=repo, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=default_signals,
+        )
+        for line in driver.stdout:
+            if "stuck-started" in line:
+                break
+        began = time.monotonic()
+        run_id = runplz(repo, env, "ps").stdout.splitlines()[1].split()[0]
+        assert _marked(run_id), "the job's processes carry the run's mark"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        driver.stdout.close()
+        assert _marked(run_id), "the job outlives its killed driver"
+        assert "driver died during run" in runplz(repo, env, "status", run_id).stdout
+        assert "driver died during run" in runplz(repo, env, "ps").stdout
+        assert "stuck-started" in runplz(repo, env, "logs", run_id).stdout
+
+        down = runplz(repo, env, "down", run_id, timeout=60)
+        assert down.returncode == 0 and re.search(r"stopped its job \(\d+ process(es)?\)", down.stdout), down.stdout + down.stderr
+        assert _marked(run_id) == {}
+        time.sleep(max(0.0, began + 9.5 - time.monotonic()))  # past the time the job would have finished
+        assert not (repo / "out" / "finished").exists()
+        assert all(decoy.poll() is None for decoy in decoys), "a process not of the run was signalled"
+        status = runplz(repo, env, "status", run_id).stdout
+        assert "interrupted" in status and "runplz down: its driver was gone; stopped its job" in status
+        assert "already ended" in runplz(repo, env, "down", run_id).stdout
+    finally:
+        for decoy in decoys:
+            decoy.kill()
+            decoy.wait()
+
+
+@pytest.fixture
+def tiny_state(tmp_path, env):
+    """A state folder on a 64 KiB tmpfs (needs root), unmounted afterwards."""
+    where = tmp_path / "tiny-state"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where, {**env, "RUNPLZ_STATE_DIR": str(where)}
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(where) -> None:
+    with open(os.path.join(where, "filler"), "wb", buffering=0) as handle:
+        for size in (4096, 512, 1):
+            try:
+                while True:
+                    handle.write(b"f" * size)
+            except OSError:
+                continue
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("runplz: warning:")]
+
+
+def test_a_disk_that_fills_mid_run_costs_one_warning_not_the_run(repo, tiny_state):
+    where, env = tiny_state
+    driver = subprocess.Popen(
+        [*RUNPLZ, "local", "--native", "job.py", "--lines=400", "--pause=0.01"], cwd=repo, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+    )
+    seen = []  # its log gets some 20 KB more than the last block it has holds
+    for line in driver.stdout:
+        seen.append(line)
+        if line.startswith("line 1"):
+            break
+    _fill(where)
+    out, err = driver.communicate(timeout=120)
+    out = "".join(seen) + out
+    assert driver.returncode == 0, err
+    assert "line 399" in out and out.strip().splitlines()[-1] == "400"
+    (warning,) = _warnings(err)
+    assert "the driver log stopped" in warning and "No space left on device" in warning
+    assert "Traceback" not in err
+    status = runplz(repo, env, "status")
+    assert "ok (exit 0)" in status.stdout, status.stdout + status.stderr  # its end still made the record
+
+
+def test_a_full_disk_before_the_run_costs_one_warning_not_the_run(repo, tiny_state):
+    where, env = tiny_state
+    _fill(where)
+    done = runplz(repo, env, "local", "--native", "job.py", "--lines=3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "3"
+    (warning,) = _warnings(done.stderr)
+    assert "runs are not being recorded" in warning and "the disk is full" in warning
+    assert "no runs recorded" in runplz(repo, env, "ps").stdout
+
+
+def test_two_detached_runs_started_at_once_both_run_and_are_told_apart(repo, env):
+    launches = [
+        subprocess.Popen([*RUNPLZ, "local", "--native", "--detach", "job.py", f"--lines={n}", "--pause=0.1"],
+                         cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in (5, 6)
+    ]
+    said = [launch.communicate(timeout=180) for launch in launches]
+    assert [launch.returncode for launch in launches] == [0, 0], said
+    ids = [re.search(r"run (\S+) goes on in the background", err).group(1) for _, err in said]
+    assert len(set(ids)) == 2
+    for run_id, n in zip(ids, (5, 6)):
+        logs = runplz(repo, env, "logs", "-f", run_id, timeout=180).stdout
+        assert f"line {n - 1}" in logs and f"line {n}" not in logs  # its own job's lines, not the other's
+        assert "ok (exit 0)" in runplz(repo, env, "status", run_id).stdout
+    listed = runplz(repo, env, "ps").stdout
+    assert all(run_id in listed for run_id in ids) and listed.count("ok (exit 0)") == 2

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runplz.domain.run_record import Ended, Note, Phase, Started
+from runplz.domain.job_stop import JobLeftRunning
+from runplz.domain.run_record import Ended, Note, Phase, Started, Teardown
 from runplz.services.run_down import RunDown
 from runplz.testing import FakeBrev, FakeClock, FakeContainerEngine, FakeLedger, FakeRunStore, RecordingConsole
 
@@ -74,10 +75,49 @@ def test_a_dead_ssh_run_without_a_way_to_the_box_says_so(parts):
     assert "could not reach the box" in down.down("last")
 
 
-def test_a_dead_native_run_says_what_it_cannot_do(parts):
-    store, brev, _, _, down = parts
+def test_a_dead_native_run_with_nothing_left_says_so(parts):
+    store, _, _, _, down = parts
     dead(store, "local", "native")
-    assert "cannot reach what it left on local (native)" in down.down("last")
+    assert "no process of its job was left running" in down.down("last")
+    assert store.events(RUN)[-1].outcome == "interrupted"
+
+
+def test_a_dead_native_runs_job_is_stopped(parts):
+    store, _, _, _, down = parts
+    dead(store, "local", "native")
+    store.start_job(RUN, processes=3)
+    store.start_job("20261129-100000-other0")  # another run's job is not this run's
+    assert "stopped its job (3 processes)" in down.down("last")
+    assert store.jobs == {"20261129-100000-other0": 1}
+
+
+def test_a_host_that_cannot_look_for_the_native_job_says_so(parts):
+    store, _, _, _, down = parts
+    dead(store, "local", "native")
+    store.can_look = False
+    assert "cannot look for its job's processes on this system" in down.down("last")
+
+
+class StuckJobStore(FakeRunStore):
+    """A host where some of the job's processes outlive SIGKILL (stuck in the
+    kernel), and one process's environment could not be read."""
+
+    def stop_job(self, run_id: str) -> int | None:
+        super().stop_job(run_id)
+        raise JobLeftRunning(5, alive=(4242, 4243), unchecked=(77,))
+
+
+def test_a_native_job_that_would_not_stop_is_not_reported_stopped():
+    store = StuckJobStore()
+    clock = FakeClock()
+    down = RunDown(store, clock, RecordingConsole(), FakeContainerEngine(), FakeBrev(clock=clock), FakeLedger())
+    dead(store, "local", "native")
+    line = down.down("last")
+    assert "stopped its job" not in line
+    assert "2 processes of its job would not stop (pids 4242, 4243), even after SIGKILL; 3 of 5 stopped" in line
+    assert "1 process in uninterruptible sleep could not be checked for its mark (pid 77)" in line
+    assert store.events(RUN)[-1].outcome == "interrupted"
+    assert "would not stop" in store.events(RUN)[-2].text
 
 
 def _made(brev: FakeBrev, name: str):
@@ -103,3 +143,75 @@ def test_a_live_driver_that_cannot_be_signalled_is_refused_not_cleaned_up(parts)
     with pytest.raises(DriverElsewhere, match="cannot be signalled from here"):
         down.down("last")
     assert engine.removed == [] and not any(isinstance(e, Ended) for e in elsewhere.events(RUN))
+
+
+def named(store: FakeRunStore, brev: FakeBrev, action: str | None, box: str = "my-box") -> None:
+    _made(brev, box)
+    brev.list()  # it boots
+    store.begin(started("brev", box))
+    if action is not None:
+        store.append(RUN, Teardown(box, action, 1.5))
+    store.append(RUN, Phase("run", 2.0))
+    store.kill(RUN)
+
+
+@pytest.mark.parametrize("action, status, said", [
+    ("stop", "STOPPED", "stopped Brev box my-box (on_finish='stop')"),
+    ("delete", None, "deleted Brev box my-box (on_finish='delete')"),
+    ("leave", "RUNNING", "left Brev box my-box as it is (on_finish='leave')"),
+    (None, "RUNNING", "its record does not say what on_finish it was due"),
+])
+def test_a_dead_named_brev_run_gets_the_on_finish_its_record_says(parts, action, status, said):
+    store, brev, ledger, _, down = parts
+    named(store, brev, action)
+    line = down.down("last")
+    assert said in line and "could not reach the box (no transport)" in line  # the job first, then the box
+    box = brev.boxes.get("my-box")
+    assert (box.status if box else None) == status
+    assert ledger.records() == ()
+    assert store.events(RUN)[-1].outcome == "interrupted"
+
+
+def test_a_named_box_another_live_run_uses_is_not_stopped(parts):
+    store, brev, _, _, down = parts
+    named(store, brev, "stop")
+    later = "20261129-110000-fedcba"
+    store.driver = 7
+    store.begin(Started(later, "brev", "my-box", "demo", "train", (), (), "/out", 5.0))
+    assert "left Brev box my-box running (on_finish='stop'): run 20261129-110000-fedcba is using it now" in down.down(RUN)
+    assert brev.boxes["my-box"].status == "RUNNING"
+
+
+def test_a_named_box_that_failed_to_stop_says_how_to_stop_it(parts):
+    store, brev, _, _, down = parts
+    named(store, brev, "stop")
+    brev.boxes["my-box"].stoppable = False
+    assert "stopping Brev box my-box failed" in down.down("last") and "`brev stop my-box`" in store.events(RUN)[-2].text
+
+
+def test_a_box_brev_no_longer_lists_is_not_reached_for(parts):
+    store, brev, ledger, _, down = parts
+    box = f"runplz-demo-train-{RUN}"
+    dead(store, "brev", box)  # its ephemeral name, though the ledger lost it
+    line = down.down("last")
+    assert f"Brev no longer lists box {box}" in line and "could not reach" not in line
+
+
+def test_an_ephemeral_box_is_known_by_its_name_without_its_ledger_record(parts):
+    store, brev, ledger, _, down = parts
+    box = f"runplz-demo-train-{RUN}"
+    _made(brev, box)
+    dead(store, "brev", box)
+    assert "deleted its ephemeral Brev box" in down.down("last")
+    assert box not in brev.boxes
+
+
+def test_a_stopped_named_box_is_not_reached_for(parts):
+    store, brev, _, _, down = parts
+    named(store, brev, "stop")
+    brev.stop("my-box")
+    line = down.down("last")
+    assert "Brev box my-box is STOPPED, so no job runs on it" in line and "could not reach" not in line
+    assert "Brev box my-box was stopped already (on_finish='stop')" in line
+    assert [call for call in brev.calls if call[0] == "stop"] == [("stop", "my-box")]  # the test's own, no second
+    assert brev.boxes["my-box"].status == "STOPPED"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from runplz.domain.errors import UsageError
 from runplz.domain.run_record import (
-    PHASES, Box, Detached, Ended, ImageBuilt, Note, Phase, PhaseDone, RunNotFound, Started,
+    PHASES, Box, Detached, Ended, ImageBuilt, Note, Phase, PhaseDone, RunNotFound, Started, Teardown,
     decode_event, decode_events, encode_event, encode_events, resolve_run, valid_run_id,
 )
 
@@ -64,6 +64,7 @@ EVENTS = st.one_of(
     st.builds(Box, _text, _at, _at, _text),
     st.builds(ImageBuilt, _text, _at),
     st.builds(Detached, _at),
+    st.builds(Teardown, _text, st.sampled_from(("delete", "stop", "leave")) | _text, _at),
     st.builds(Ended, st.none() | st.integers(-(2**31), 2**31), st.sampled_from(("ok", "failed", "timeout", "interrupted")), _at),
 )
 
@@ -111,7 +112,7 @@ def test_broken_lines_are_skipped(line):
 def test_no_event_holds_an_env_value():
     import attrs
 
-    for cls in (Started, Phase, PhaseDone, Note, Box, ImageBuilt, Ended, Detached):
+    for cls in (Started, Phase, PhaseDone, Note, Box, ImageBuilt, Ended, Detached, Teardown):
         names = {field.name for field in attrs.fields(cls)}
         assert not {name for name in names if "env" in name or "secret" in name} - {"env_names"}, cls
 
@@ -142,3 +143,11 @@ def test_resolve():
 def test_records_written_before_the_log_field_still_read():
     old = (GOLDEN.parent / "run_events_v1_without_log.jsonl").read_text(encoding="utf-8")
     assert '"log"' not in old and decode_events(old) == RECORD
+
+
+def test_the_due_teardown_is_a_kind_of_its_own():
+    # A new kind, not a new field of an old one: a reader from before it skips the line
+    # (test_forward_compatible) and reads the rest of the record as it always did.
+    line = encode_event(Teardown("my-box", "stop", T0))
+    assert json.loads(line) == {"v": 1, "kind": "teardown", "box": "my-box", "action": "stop", "at": T0}
+    assert decode_events(encode_events(RECORD[:2]) + line + "\n") == RECORD[:2] + (Teardown("my-box", "stop", T0),)

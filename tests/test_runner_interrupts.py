@@ -42,3 +42,24 @@ def test_an_interrupt_on_another_thread_stops_a_run(timeout, interruptible):
         SubprocessRunner().run(["sleep", "60"], timeout=timeout, inherit=True)
     thread.join()
     assert time.monotonic() - started < 15
+
+
+def test_a_run_works_with_descriptor_numbers_past_1023():
+    """The wait on the child's pidfd must not use select(), which refuses them."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit on open files ({hard}) is under 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        result = SubprocessRunner().run(["sh", "-c", "sleep 0.1; echo ok"])
+        assert result.exit_code == 0 and result.stdout.strip() == "ok"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -66,3 +66,18 @@ def test_private_control_path_is_removed_on_close(ssh_boxes):
     assert oct(os.stat(folder).st_mode)[-3:] == "700"
     box.close()
     assert not os.path.exists(folder)
+
+
+def test_the_connect_timeout_bounds_a_connect_to_a_black_holed_box(ssh_boxes, far_box):
+    """`runplz ps` makes its transports with a short connect timeout (its
+    checks have a 10s budget); a run's keep ssh's 15s."""
+    far_box.link(up=False)
+    try:
+        box = SshTransport(SubprocessRunner(), SystemClock(), parse_target("runplz-far"), connect_timeout=2)
+        started = time.monotonic()
+        with pytest.raises(Unreachable):
+            box.connect(wait=0)
+        assert time.monotonic() - started < 8
+        box.close()
+    finally:
+        far_box.link(up=True)

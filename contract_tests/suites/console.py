@@ -8,7 +8,8 @@ from runplz.ports.console import Console
 
 
 class ConsoleFixtures:
-    """Provide ``console`` and ``transcript`` (a callable: all shown text so far)."""
+    """Provide ``console`` and ``transcript`` (a callable: all shown text so far,
+    lasting messages only: a status line that was taken away is not part of it)."""
 
     @pytest.fixture
     def console(self) -> Console:
@@ -35,3 +36,18 @@ class AbstractConsoleTests:
         console.info(message)
         console.warn(message)
         console.output(message)
+        console.progress(message)
+
+    def test_a_status_line_never_garbles_the_messages_that_replace_it(self, console, transcript):
+        console.progress("upload\u2026")
+        console.info("upload: done in 0.4s, 1.2 MB")
+        console.progress("build\u2026")
+        console.warn("careful")
+        console.progress("run\u2026")
+        console.output("a tool's line")
+        console.progress("")
+        text = transcript()
+        assert text.index("upload: done in 0.4s, 1.2 MB") < text.index("careful") < text.index("a tool's line")
+        for message in ("upload: done in 0.4s, 1.2 MB", "careful", "a tool's line"):
+            line = next(line for line in text.splitlines() if message in line)
+            assert "\u2026" not in line, line  # no status line fragment inside a message

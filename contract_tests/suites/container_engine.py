@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 
 import pytest
 
-from runplz.domain.errors import BuildError, CommandTimeout, ContainerError, GpuUnavailable
+from runplz.domain.errors import BuildError, CommandTimeout, ContainerError, EngineUnavailable, GpuUnavailable
 from runplz.ports.container_engine import (
     BuildRequest,
     ContainerEngine,
+    ContainerInfo,
     ContainerRun,
     ContextBytes,
     ContextFile,
@@ -22,12 +25,17 @@ PY = "import os, sys; "
 
 
 class ContainerEngineFixtures:
-    """Provide ``engine``; capability flag ``enforces_user``."""
+    """Provide ``engine`` and ``dead_engine`` (one whose engine does not
+    answer); capability flag ``enforces_user``."""
 
     enforces_user = True
 
     @pytest.fixture
     def engine(self) -> ContainerEngine:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def dead_engine(self) -> ContainerEngine:
         raise NotImplementedError
 
 
@@ -216,3 +224,38 @@ class AbstractContainerEngineTests:
 
     def test_remove_is_idempotent(self, engine):
         engine.remove(_name())
+
+
+    def test_containers_lists_a_labelled_container_while_it_exists(self, engine, tmp_path):
+        tag = _tag()
+        engine.build(BuildRequest(tag, f"FROM {BASE}\n"))
+        gate = tmp_path / "gate"
+        gate.mkdir()
+        os.chmod(gate, 0o777)
+        label = f"runplz.contract.{uuid.uuid4().hex[:10]}"
+        name = _name()
+        wait = "import time; [time.sleep(0.05) for _ in iter(lambda: os.path.exists(os.environ['GATE']), True)]"
+        run = ContainerRun(tag, _python(wait), name, env={"GATE": "/gate/go"}, mounts=(Mount(str(gate), "/gate"),),
+                           labels={label: "one", "runplz.contract": "x"}, timeout=120)
+        assert engine.containers(label) == ()
+        codes: list[int] = []
+        runner = threading.Thread(target=lambda: codes.append(engine.run(run)))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not engine.containers(label) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            (found,) = engine.containers(label)
+            assert isinstance(found, ContainerInfo)
+            assert (found.name, found.state, found.exit_code) == (name, "running", None)
+            assert found.labels[label] == "one" and found.labels["runplz.contract"] == "x"
+            assert engine.containers(label + ".absent") == ()
+        finally:
+            (gate / "go").write_text("go")
+            runner.join(120)
+        assert codes == [0]
+        assert engine.containers(label) == ()  # run removes its container
+
+    def test_containers_of_an_engine_that_does_not_answer(self, dead_engine):
+        with pytest.raises(EngineUnavailable):
+            dead_engine.containers("runplz.run")

@@ -16,9 +16,10 @@ from ..domain.errors import (
 )
 from ..ports.command_runner import CommandRunner
 from ..domain.container_run import ContainerRun, docker_prefix, docker_run_argv
-from ..ports.container_engine import BuildRequest
+from ..ports.container_engine import BuildRequest, ContainerInfo
 from .build_context import DOCKERFILE_NAME, write_context
 
+READ_SECONDS = 20  # for a call that only reads (`containers`)
 _NVIDIA_TOOLS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
 
 
@@ -123,3 +124,45 @@ class DockerEngine:
 
     def remove(self, name: str) -> None:
         self._run("rm", "-f", name, timeout=120)
+
+    def containers(self, label: str) -> tuple[ContainerInfo, ...]:
+        if not label or "=" in label:
+            raise ValueError(f"a label name without '=' is needed, not {label!r}")
+        listed = self._reading("ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={label}")
+        ids = listed.stdout.split()
+        if not ids:
+            return ()
+        # One inspect for all; a container removed meanwhile is missing from it (and makes it exit 1).
+        inspected = self._reading("container", "inspect", *ids, check=False)
+        try:
+            items = json.loads(inspected.stdout or "[]")
+        except ValueError:
+            reason = _last_lines(inspected.stderr or inspected.stdout, 1)
+            raise EngineUnavailable(f"docker container inspect gave no answer runplz can read ({reason})") from None
+        found = [_container_info(item) for item in items if isinstance(item, dict)]
+        return tuple(sorted((info for info in found if label in info.labels), key=lambda info: info.name))
+
+    def _reading(self, *args: str, check: bool = True):
+        """A docker call that only reads; an engine that does not answer is `EngineUnavailable`."""
+        try:
+            result = self._run(*args, timeout=READ_SECONDS)
+        except CommandTimeout:
+            raise EngineUnavailable(f"the Docker engine did not answer within {READ_SECONDS}s") from None
+        if check and result.exit_code != 0:
+            reason = _last_lines(result.stderr or result.stdout, 1) or f"exit {result.exit_code}"
+            raise EngineUnavailable(f"the Docker engine is not answering ({reason})")
+        return result
+
+
+def _container_info(item: dict) -> ContainerInfo:
+    state = item.get("State") if isinstance(item.get("State"), dict) else {}
+    config = item.get("Config") if isinstance(item.get("Config"), dict) else {}
+    labels = config.get("Labels") if isinstance(config.get("Labels"), dict) else {}
+    status = str(state.get("Status") or "unknown")
+    code = state.get("ExitCode")
+    return ContainerInfo(
+        name=str(item.get("Name") or item.get("Id") or "?").lstrip("/"),
+        state=status,
+        labels={str(k): str(v) for k, v in labels.items()},
+        exit_code=code if isinstance(code, int) and status in ("exited", "dead") else None,
+    )

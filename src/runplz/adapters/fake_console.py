@@ -16,6 +16,10 @@ class RecordingConsole:
     def output(self, line: str) -> None:
         self.events.append(("output", line))
 
+    def progress(self, message: str) -> None:
+        """A passing status line ("" takes it away); kept apart from the lasting messages."""
+        self.events.append(("progress", message))
+
     def _of(self, kind: str) -> list[str]:
         return [message for k, message in self.events if k == kind]
 
@@ -30,3 +34,7 @@ class RecordingConsole:
     @property
     def outputs(self) -> list[str]:
         return self._of("output")
+
+    @property
+    def progresses(self) -> list[str]:
+        return self._of("progress")

@@ -7,6 +7,8 @@ steps are recorded, not executed. A container is a process on this machine
 folder, and absolute paths in argv, env values and the working dir are mapped
 to that folder or to the bind mounts' sources. ``python``/``python3`` is this
 interpreter. Good enough to run a runplz function through the real protocol.
+``present`` holds the containers that exist: a run's while it runs (tests may
+add others, e.g. one left behind by a driver killed with -9).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shlex
 import sys
 import shutil
 import tempfile
+import threading
 import weakref
 from typing import Callable, Iterable, Mapping
 
@@ -26,6 +29,7 @@ from ..domain.errors import BuildError, CommandTimeout, ContainerError, EngineUn
 from ..ports.command_runner import CommandRunner
 from ..ports.container_engine import (
     BuildRequest,
+    ContainerInfo,
     ContainerRun,
     ContextBytes,
     ContextFile,
@@ -106,6 +110,8 @@ class FakeContainerEngine:
         self.builds: list[BuildRequest] = []
         self.runs: list[ContainerRun] = []
         self.removed: list[str] = []
+        self.present: dict[str, ContainerInfo] = {}  # containers that exist (a run's while it runs); tests may add
+        self._lock = threading.Lock()
         self._roots: dict[str, str] = {}
         self._sequence = 0
 
@@ -230,6 +236,8 @@ class FakeContainerEngine:
         env = {k: host(v) for k, v in {**image.env, **run.env}.items()}
         if run.gpus:
             env["NVIDIA_VISIBLE_DEVICES"] = "all" if run.gpus == "all" else run.gpus.split("=", 1)[-1]
+        with self._lock:
+            self.present[run.name] = ContainerInfo(run.name, "running", dict(run.labels))
         try:
             result = self._runner.run(
                 argv, cwd=host(run.workdir or image.workdir), env=env, timeout=run.timeout, inherit=True
@@ -237,7 +245,18 @@ class FakeContainerEngine:
         except (CommandTimeout, KeyboardInterrupt):
             self.remove(run.name)
             raise
+        finally:
+            with self._lock:
+                self.present.pop(run.name, None)  # --rm
         return result.exit_code
 
     def remove(self, name: str) -> None:
         self.removed.append(name)
+        with self._lock:
+            self.present.pop(name, None)
+
+    def containers(self, label: str) -> tuple[ContainerInfo, ...]:
+        self.check()
+        with self._lock:
+            found = [info for info in self.present.values() if label in info.labels]
+        return tuple(sorted(found, key=lambda info: info.name))

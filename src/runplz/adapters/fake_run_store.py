@@ -23,7 +23,9 @@ class FakeRunStore:
 
     The beginning "driver" is ``driver`` (a pid-like int, default 1) on host
     "here"; `end_driver` makes a driver gone, `kill` ends the driver of a run.
-    `write_log` appends to a run's driver log. Thread-safe."""
+    `write_log` appends to a run's driver log; `start_job` leaves processes of
+    a run's job running here (what `stop_job` stops), ``can_look`` False is a
+    host with no way to find them. Thread-safe."""
 
     def __init__(self, driver: int = 1) -> None:
         self.driver = driver
@@ -31,6 +33,8 @@ class FakeRunStore:
         self._logs: dict[str, bytes] = {}
         self._gone: set[int] = set()
         self.stopped: list[str] = []  # runs whose driver stop_driver asked to stop
+        self.jobs: dict[str, int] = {}  # run id: processes of its job still running here
+        self.can_look = True
         self._lock = threading.Lock()
 
     def _known(self, run_id: str) -> list[str]:
@@ -77,6 +81,14 @@ class FakeRunStore:
         events = self.events(run_id)
         return bool(events) and isinstance(events[0], Started) and events[0].driver_pid not in self._gone
 
+    def stop_job(self, run_id: str) -> int | None:
+        if not valid_run_id(run_id):
+            raise RunNotFound(f"{run_id!r} is not a run id")
+        if not self.can_look:
+            return None
+        with self._lock:
+            return self.jobs.pop(run_id, 0)
+
     def resolve(self, text: str) -> str:
         return resolve_run(self.runs(), text)
 
@@ -100,6 +112,11 @@ class FakeRunStore:
             return False
         self.stopped.append(run_id)
         return True
+
+    def start_job(self, run_id: str, processes: int = 1) -> None:
+        """``processes`` more processes of the run's job run here."""
+        with self._lock:
+            self.jobs[run_id] = self.jobs.get(run_id, 0) + processes
 
     def end_driver(self, driver: int) -> None:
         """The driver ``driver`` died: its runs are no longer alive."""

@@ -1,9 +1,17 @@
 """`RunStore` in the user's state directory: ``<folder>/<run id>/events.jsonl``
 (JSON lines, each appended with one write, flushed and fsync'd) and
-``<folder>/<run id>/driver.log``. Every folder is private (0700), every file 0600."""
+``<folder>/<run id>/driver.log``. Every folder is private (0700), every file 0600.
+
+A full disk: each run keeps a small ``reserve`` file until it ends, given up
+(and the write tried again) when an event finds the disk full, so the end of
+a run is still recorded when its log has filled the disk. A run's events file
+appears whole (written under another name, then renamed), so a reader never
+sees a run without its first event.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -12,7 +20,10 @@ import socket
 import attrs
 
 from ..domain.errors import UsageError
+from ..domain.job_stop import JobLeftRunning
 from ..domain.run_record import (
+    JOB_MARK,
+    Ended,
     Event,
     RunNotFound,
     Started,
@@ -22,12 +33,21 @@ from ..domain.run_record import (
     valid_run_id,
 )
 from ..runtime.control import process_started
+from .marked_processes import stop_marked
 
 EVENTS = "events.jsonl"
 LOG = "driver.log"
+RESERVE = "reserve"
+RESERVE_BYTES = 8192  # room for the last events of a run (two pages of most file systems)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _unusable(folder: str, exc: OSError) -> UsageError:
+    if exc.errno in _FULL:
+        return UsageError(
+            f"runplz cannot write its run records in {folder}: the disk is full ({exc.strerror or exc}); "
+            "free some space there or set RUNPLZ_STATE_DIR"
+        )
     return UsageError(
         f"runplz cannot use its run records in {folder} ({exc.strerror or exc}); "
         "fix that folder's permissions or set RUNPLZ_STATE_DIR"
@@ -53,8 +73,9 @@ def _sync_dir(path: str) -> None:
 
 
 class FileRunStore:
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, job_grace: float = 5.0) -> None:
         self._folder = folder
+        self._job_grace = job_grace  # `stop_job`: from SIGTERM to SIGKILL
 
     def _dir(self, run_id: str) -> str:
         if not valid_run_id(run_id):
@@ -79,11 +100,18 @@ class FileRunStore:
                 os.mkdir(path, 0o700)
             except FileExistsError:
                 raise ValueError(f"run {started.run} already has a record") from None
-            os.chmod(path, 0o700)
-            self._write(os.path.join(path, EVENTS), encode_event(stamped), create=True)
-            _sync_dir(path)
         except OSError as exc:
             raise _unusable(self._folder, exc) from None
+        try:
+            os.chmod(path, 0o700)
+            first = os.path.join(path, EVENTS + ".new")
+            self._write(first, encode_event(stamped), create=True)
+            os.replace(first, os.path.join(path, EVENTS))
+            _sync_dir(path)
+        except OSError as exc:
+            shutil.rmtree(path, ignore_errors=True)  # no half-made record is left to read
+            raise _unusable(self._folder, exc) from None
+        _reserve(os.path.join(path, RESERVE))
         return stamped
 
     def append(self, run_id: str, event: Event) -> None:
@@ -91,12 +119,20 @@ class FileRunStore:
             raise ValueError("a run has one Started event, written by begin()")
         line = encode_event(event)
         path = self._events_file(run_id)
+        reserve = os.path.join(self._dir(run_id), RESERVE)
         try:
-            self._write(path, line, create=False)
+            try:
+                self._write(path, line, create=False)
+            except OSError as exc:
+                if exc.errno not in _FULL or not _give_up(reserve):
+                    raise
+                self._write(path, line, create=False)  # into the room the reserve held
         except FileNotFoundError:
             raise RunNotFound(f"no run {run_id} is recorded in {self._folder}") from None
         except OSError as exc:
             raise _unusable(self._folder, exc) from None
+        if isinstance(event, Ended):
+            _give_up(reserve)  # the run is over: its room goes back to the disk
 
     @staticmethod
     def _write(path: str, line: str, create: bool) -> None:
@@ -107,7 +143,9 @@ class FileRunStore:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # a torn line from a crash stays a line of its own
-            os.write(fd, data)  # one write with O_APPEND: never interleaved mid-line
+            written = os.write(fd, data)  # one write with O_APPEND: never interleaved mid-line
+            if written < len(data):  # a disk that filled up mid-write; what got there is a torn line
+                os.write(fd, data[written:])
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -177,6 +215,15 @@ class FileRunStore:
             return False
         return True
 
+    def stop_job(self, run_id: str) -> int | None:
+        self._dir(run_id)  # a valid id, or RunNotFound
+        stopped = stop_marked(f"{JOB_MARK}={run_id}".encode(), self._job_grace)
+        if stopped is None:
+            return None
+        if stopped.alive or stopped.unchecked:
+            raise JobLeftRunning(stopped.found, stopped.alive, stopped.unchecked)
+        return stopped.found
+
     def resolve(self, text: str) -> str:
         return resolve_run(self.runs(), text)
 
@@ -184,3 +231,26 @@ class FileRunStore:
         if not valid_run_id(run_id):
             return
         shutil.rmtree(os.path.join(self._folder, run_id), ignore_errors=True)
+
+
+def _reserve(path: str) -> None:
+    """Best effort: a run on a disk that is full already goes without."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"runplz keeps this room for the end of the run's record\n".ljust(RESERVE_BYTES, b"."))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _give_up(path: str) -> bool:
+    """Delete a run's reserve; whether there was one."""
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False

@@ -6,22 +6,25 @@ import sys
 from typing import BinaryIO
 
 from ..ports.log_sink import LogSink
+from .terminal import Terminal, shared_terminal
 
 
 class StdoutJobOutput:
-    def __init__(self, stream: BinaryIO | None = None, log: LogSink | None = None) -> None:
+    """The job's output to ``stream`` (default: stdout), through ``terminal``
+    (default: the shared one), which takes runplz's status line away first
+    when both are the terminal."""
+
+    def __init__(
+        self, stream: BinaryIO | None = None, log: LogSink | None = None, terminal: Terminal | None = None
+    ) -> None:
         self._stream = stream
         self._log = log
+        self._terminal = terminal or shared_terminal()
 
     def write(self, chunk: bytes) -> None:
         if self._log is not None:
             self._log.record("job", chunk)
-        stream = self._stream or sys.stdout.buffer
-        try:
-            stream.write(chunk)
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+        self._terminal.write(self._stream or sys.stdout.buffer, bytes(chunk))
 
 
 class RecordingJobOutput:

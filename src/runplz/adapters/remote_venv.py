@@ -49,7 +49,8 @@ class RemoteVenvBuilder:
         result = self._transport.run(
             ["python3", self._boot, "agent", "venv", payload], on_output=take
         )
-        take(b"\n")
+        if partial:  # a last line without its newline
+            take(b"\n")
         if "python" in answer:
             return PythonEnv(answer["python"], bool(answer.get("created")))
         if answer.get("nospace"):

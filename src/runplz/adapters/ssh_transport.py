@@ -36,6 +36,7 @@ from ..ports.command_runner import CommandResult, CommandRunner, Input
 from ..ports.transport import Pulled
 
 PERSIST_SECONDS = 30
+CONNECT_TIMEOUT = 15  # ssh's ConnectTimeout for the master (`runplz ps` uses less: its checks have a budget)
 _PREFIX = "runplz-ssh-"
 _FATAL = (
     "permission denied",
@@ -127,7 +128,9 @@ class SshTransport:
         *,
         ssh: str = "ssh",
         rsync: str = "rsync",
+        connect_timeout: int = CONNECT_TIMEOUT,
     ) -> None:
+        self._connect_timeout = max(1, int(connect_timeout))
         self._runner = runner
         self._clock = clock
         self._target = target
@@ -155,7 +158,10 @@ class SshTransport:
             "-o", "ServerAliveCountMax=3",
         ]
         if master:
-            options += ["-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST_SECONDS}", "-o", "ConnectTimeout=15"]
+            options += [
+                "-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST_SECONDS}",
+                "-o", f"ConnectTimeout={self._connect_timeout}",
+            ]
         else:
             options += ["-o", "ControlMaster=no", "-o", "ProxyCommand=false"]
         if self._target.port:

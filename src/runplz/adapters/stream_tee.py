@@ -10,6 +10,7 @@ import sys
 from typing import Any, Iterator
 
 from ..ports.log_sink import LogSink
+from .terminal import shared_terminal
 
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -23,6 +24,8 @@ class TeeText:
         self._source = source
 
     def write(self, text: str) -> int:
+        if text:
+            shared_terminal().release()  # the client writes where runplz's status line is
         written = self._inner.write(text)
         plain = _CONTROL.sub("", text)
         if plain:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from typing import IO, Callable, Mapping, Sequence
 
 from ..domain.errors import CommandError, CommandNotFound, CommandTimeout
 from ..ports.command_runner import CommandResult, Input
 from ..ports.log_sink import LogSink
+from .terminal import Terminal, shared_terminal
 
 _TAIL = 1 << 20
 _GRACE = 5.0
@@ -70,23 +73,12 @@ def _relay(stream: IO[bytes], on_output: Callable[[bytes], None]) -> None:
     stream.close()
 
 
-def _tee(stream: IO[bytes], terminal: str, log: LogSink, source: str) -> None:
+def _tee(stream: IO[bytes], terminal: str, log: LogSink, source: str, shown: Terminal) -> None:
     """Pass a child's output to our ``terminal`` ("stdout"/"stderr") as it
-    comes, and to the log."""
+    comes (through ``shown``, which takes the status line away first), and to the log."""
 
     def show(chunk: bytes) -> None:
-        target = getattr(sys, terminal)
-        try:
-            binary = getattr(target, "buffer", None)
-            if binary is not None:
-                target.flush()
-                binary.write(chunk)
-                binary.flush()
-            else:
-                target.write(chunk.decode("utf-8", "replace"))
-                target.flush()
-        except (OSError, ValueError):
-            pass
+        shown.write(getattr(sys, terminal), chunk)
         log.record(source, chunk)
 
     _relay(stream, show)
@@ -137,6 +129,35 @@ def _stop(proc: subprocess.Popen, first: int) -> None:
 
 
 _NO_LIMIT = 10 * 365 * 24 * 3600.0  # "no timeout", as a wait that still polls
+_TICK = 0.05  # the longest a signal waits for the main thread to run its handler
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None) -> None:
+    """Wait for ``proc`` to end; `subprocess.TimeoutExpired` after ``timeout`` seconds.
+
+    Never a blocking wait: with no timeout, Popen.wait() blocks in waitpid(),
+    and a signal delivered to one of our reader threads would then never reach
+    the main thread (Ctrl-C, SIGTERM and SIGHUP would hang). Popen's timed
+    wait polls with a growing sleep, so it sees the end up to 50 ms late (on
+    every command: ssh sessions, rsync); the child's pidfd wakes this wait the
+    moment it ends, and it still wakes every `_TICK` for the handlers.
+    """
+    try:
+        handle = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfds here (not Linux >= 5.3): Popen's polling wait
+        proc.wait(timeout=timeout if timeout is not None else _NO_LIMIT)
+        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        waiter = select.poll()  # not select.select: that refuses descriptors past 1023
+        waiter.register(handle, select.POLLIN)
+        while proc.poll() is None:
+            left = _TICK if deadline is None else min(_TICK, deadline - time.monotonic())
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            waiter.poll(left * 1000)
+    finally:
+        os.close(handle)
 
 
 def _exit_code(returncode: int) -> int:
@@ -151,11 +172,14 @@ class SubprocessRunner:
     output of ``inherit=True`` commands passes through runplz to the terminal,
     so the log holds it too: the program then writes to pipes, not the
     terminal (Python children get PYTHONUNBUFFERED=1 so nothing is held back).
+    What reaches the terminal goes through ``terminal`` (default: the shared
+    one), so runplz's status line never garbles it.
     """
 
-    def __init__(self, log: LogSink | None = None, verbose: bool = False) -> None:
+    def __init__(self, log: LogSink | None = None, verbose: bool = False, terminal: Terminal | None = None) -> None:
         self._log = log
         self._verbose = verbose  # also show each command on stderr
+        self._terminal = terminal or shared_terminal()
 
     def run(
         self,
@@ -186,12 +210,10 @@ class SubprocessRunner:
             if self._log is not None:
                 self._log.record("runplz", line.encode("utf-8", "replace"))
             if self._verbose:
-                try:
-                    sys.stderr.write(f"runplz: {line}")
-                    sys.stderr.flush()
-                except (OSError, ValueError):
-                    pass
+                self._terminal.line(f"runplz: {line}")
         pipe = subprocess.PIPE if tee or not inherit else None
+        if inherit and not tee:
+            self._terminal.release()  # the program writes to the terminal itself
         try:
             proc = subprocess.Popen(
                 args,
@@ -214,8 +236,13 @@ class SubprocessRunner:
         if tee:
             source = f"cmd {os.path.basename(args[0])}"
             threads += [
-                threading.Thread(target=_tee, args=(proc.stdout, "stdout", self._log, source), daemon=True),
-                threading.Thread(target=_tee, args=(proc.stderr, "stderr", self._log, source + " stderr"), daemon=True),
+                threading.Thread(
+                    target=_tee, args=(proc.stdout, "stdout", self._log, source, self._terminal), daemon=True
+                ),
+                threading.Thread(
+                    target=_tee, args=(proc.stderr, "stderr", self._log, source + " stderr", self._terminal),
+                    daemon=True,
+                ),
             ]
         elif proc.stdout is not None and on_output is not None:
             threads.append(threading.Thread(target=_relay, args=(proc.stdout, on_output), daemon=True))
@@ -230,16 +257,15 @@ class SubprocessRunner:
         for thread in threads:
             thread.start()
         try:
-            # Never a blocking wait: with no timeout, Popen.wait() blocks in
-            # waitpid(), and a signal delivered to one of our reader threads
-            # would then never reach the main thread (Ctrl-C, SIGTERM and SIGHUP
-            # would hang). A timeout makes Popen poll, so handlers run.
-            proc.wait(timeout=timeout if timeout is not None else _NO_LIMIT)
+            _wait(proc, timeout)
         except subprocess.TimeoutExpired:
             _stop(proc, signal.SIGTERM)
             raise CommandTimeout(f"{args[0]}: still running after {timeout:g}s; stopped", args) from None
         except KeyboardInterrupt:
             _stop(proc, signal.SIGINT)
+            raise
+        except BaseException:  # anything else: the program never outlives its runner
+            _stop(proc, signal.SIGTERM)
             raise
         for thread in threads:
             thread.join(timeout=_GRACE)

@@ -12,6 +12,7 @@ from typing import Callable, Mapping, Sequence
 from ..domain.errors import CommandError, CommandNotFound
 from ..ports.command_runner import CommandResult, Input
 from ..ports.transport import Transport
+from .terminal import shared_terminal
 
 _NO_CWD = "@@runplz-no-cwd"
 _NOT_FOUND = "@@runplz-not-found"
@@ -78,8 +79,7 @@ class TransportCommandRunner:
         sink = on_output
         if inherit:
             def sink(chunk: bytes) -> None:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
+                shared_terminal().write(sys.stdout, chunk)
         elif lines is not None:
             sink = lines.feed
         result = self._transport.run(command, input=input, timeout=timeout, on_output=sink)
@@ -91,8 +91,7 @@ class TransportCommandRunner:
         if _NOT_FOUND in stderr and result.exit_code == 127:
             raise CommandNotFound(f"{args[0]}: command not found on {self._transport.name}", args)
         if inherit:
-            sys.stderr.write(stderr)
-            sys.stderr.flush()
+            shared_terminal().write(sys.stderr, stderr.encode("utf-8", "replace"))
             return CommandResult(args, result.exit_code, "", "")
         if lines is not None:
             return CommandResult(args, result.exit_code, "".join(lines.text)[-(1 << 20):], "")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from typing import Any
 
 import click
-
-from ..domain.errors import RemoteError, RunplzError, UsageError
 
 
 class Terminated(KeyboardInterrupt):
@@ -29,11 +25,15 @@ def say(message: str) -> None:
 
 def value(result: Any) -> None:
     if result is not None:
+        import json
+
         click.echo(json.dumps(result, ensure_ascii=False))
 
 
 def error(exc: BaseException) -> int:
     """Report ``exc``; return the process exit code."""
+    from ..domain.errors import RemoteError, RunplzError, UsageError
+
     if isinstance(exc, Terminated):
         say("terminated")
         return 143
@@ -68,5 +68,7 @@ def error(exc: BaseException) -> int:
     if isinstance(exc, RunplzError):
         say(f"error: {exc}")
         return 1
+    import traceback
+
     traceback.print_exception(type(exc), exc, exc.__traceback__)
     return 1

@@ -1,8 +1,9 @@
 """`runplz ps`, `status RUN`, `logs RUN [-f]` and `down RUN`: the recorded runs.
 
 They read the run records in runplz's state directory (``$RUNPLZ_STATE_DIR``,
-else ``$XDG_STATE_HOME/runplz``, else ``~/.local/state/runplz``); only
-`down` acts, on the run it names.
+else ``$XDG_STATE_HOME/runplz``, else ``~/.local/state/runplz``); `ps` and
+`status` also ask the backends (only reading) about runs whose driver is gone;
+only `down` acts, on the run it names.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any
 import click
 
 _RUN = click.argument("run", metavar="RUN", default="last")
+_NO_CHECK = click.option(
+    "--no-check", is_flag=True,
+    help="Show the records only: do not ask Docker, the ssh boxes or Brev about runs whose driver is gone.",
+)
 
 
 def _log_of(store: Any, run_id: str) -> str:
@@ -30,30 +35,57 @@ def _container(ctx: click.Context) -> Any:
     return default_container()
 
 
+def _views(container: Any, rows: Any) -> dict:
+    """What the backends say about the runs of ``rows`` whose driver is gone;
+    one warning line on stderr per backend that could not be asked."""
+    from .render import say
+
+    checked = container.run_reconciler().check(rows)
+    for warning in checked.warnings:
+        say(f"warning: {warning}")
+    return checked.views
+
+
 @click.command()
 @click.option("-n", "--limit", default=30, show_default=True, metavar="N", help="Show the N newest runs.")
+@_NO_CHECK
 @click.pass_context
-def ps(ctx: click.Context, limit: int) -> None:
-    """List recent runs across backends, newest first, with their state."""
+def ps(ctx: click.Context, limit: int, no_check: bool) -> None:
+    """List recent runs across backends, newest first, with their state.
+
+    For a run whose driver is gone before the run ended, the backend is asked
+    how it is doing (the run's container, its run folder on the ssh or Brev
+    box, the Brev box itself): the ON BACKEND column. Asking only reads; a
+    backend that cannot be reached is a warning.
+    """
     from ..services.run_views import ps_table, summaries
 
     container = _container(ctx)
     rows = summaries(container.run_store(), container.clock().now(), limit=limit)
-    click.echo(ps_table(rows) if rows else "no runs recorded yet", nl=not rows)
+    if not rows:
+        click.echo("no runs recorded yet")
+        return
+    click.echo(ps_table(rows, None if no_check else _views(container, rows)), nl=False)
 
 
 @click.command()
 @_RUN
+@_NO_CHECK
 @click.pass_context
-def status(ctx: click.Context, run: str) -> None:
-    """Show RUN's phase, last event, exit code, runtime and cost (RUN: an id, a unique prefix, or "last")."""
+def status(ctx: click.Context, run: str, no_check: bool) -> None:
+    """Show RUN's phase, last event, exit code, runtime and cost (RUN: an id, a unique prefix, or "last").
+
+    If its driver is gone before the run ended, also what its backend says (see `runplz ps`).
+    """
     from ..services.run_views import status_text, summary_of
 
     container = _container(ctx)
     store = container.run_store()
     run_id = store.resolve(run)
     log = _log_of(store, run_id) or "(none kept: --no-log-file)"
-    click.echo(status_text(summary_of(store, run_id, container.clock().now()), log), nl=False)
+    summary = summary_of(store, run_id, container.clock().now())
+    view = None if no_check else _views(container, [summary]).get(run_id)
+    click.echo(status_text(summary, log, view), nl=False)
 
 
 @click.command()

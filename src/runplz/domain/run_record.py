@@ -24,6 +24,9 @@ import attrs
 from .errors import UsageError
 
 VERSION = 1
+# Set in the environment of a local native run's job (to the run id): how
+# `runplz down` tells the run's own processes from every other process.
+JOB_MARK = "RUNPLZ_RUN_ID"
 PHASES = ("provision", "connect", "upload", "build", "run", "collect")
 OUTCOMES = ("ok", "failed", "timeout", "interrupted")
 
@@ -76,6 +79,8 @@ class Started:
     driver_started: str = attrs.field(default="", converter=str)
     driver_host: str = attrs.field(default="", converter=str)
     log: str = attrs.field(default="", converter=str)  # the driver log's file ("": none kept)
+    map_id: str = attrs.field(default="", converter=str)  # one input of a `.map()` ("": a single call)
+    index: int = attrs.field(default=-1, converter=_int)  # that input's position (-1: a single call)
 
 
 @attrs.frozen
@@ -143,7 +148,18 @@ class Detached:
     at: float = attrs.field(converter=_num)
 
 
-Event = Union[Started, Phase, PhaseDone, Note, Box, ImageBuilt, Ended, Detached]
+@attrs.frozen
+class Teardown:
+    """What the driver is due to do to the run's box ``box`` when it is done
+    (brev: "delete", "stop" or "leave"), so that `runplz down` can do it for a
+    driver that died. Older records have none."""
+
+    box: str = attrs.field(converter=str)
+    action: str = attrs.field(converter=str)
+    at: float = attrs.field(converter=_num)
+
+
+Event = Union[Started, Phase, PhaseDone, Note, Box, ImageBuilt, Ended, Detached, Teardown]
 
 KINDS: dict[str, type] = {
     "started": Started,
@@ -154,6 +170,7 @@ KINDS: dict[str, type] = {
     "image": ImageBuilt,
     "ended": Ended,
     "detached": Detached,
+    "teardown": Teardown,
 }
 _KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 

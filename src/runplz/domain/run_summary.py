@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from .run_record import PHASES, Box, Detached, Ended, Event, ImageBuilt, Note, Phase, PhaseDone, Started
+from .run_record import PHASES, Box, Detached, Ended, Event, ImageBuilt, Note, Phase, PhaseDone, Started, Teardown
 
 DAY = 86400.0
 
@@ -101,6 +101,8 @@ def describe(event: Event) -> str:
         return f"ended: {_ended_status(event)}"
     if isinstance(event, Detached):
         return "driver detached"
+    if isinstance(event, Teardown):
+        return f"due at the end: {event.action} box {event.box}"
     return type(event).__name__  # pragma: no cover
 
 
@@ -190,7 +192,7 @@ def summarize(events: Sequence[Event], driver_alive: bool, now: float, run: str 
         backend=start.backend if start else "",
         target=start.target if start else "",
         app=start.app if start else "",
-        function=start.function if start else "",
+        function=(start.function if start.index < 0 else f"{start.function}[{start.index}]") if start else "",
         args=start.args if start else (),
         env_names=start.env_names if start else (),
         outputs=start.outputs if start else "",

@@ -12,8 +12,14 @@ class Console(Protocol):
     Contract:
     - ``info`` reports progress, ``warn`` something the user should act on,
       ``output`` one line of a tool's output (a build log, say).
-    - Each call shows its whole message (any text, newlines included) and
+    - Each of those shows its whole message (any text, newlines included) and
       never raises. Messages appear in call order.
+    - ``progress`` shows a passing status line (a phase under way, say
+      "upload…"): the next message of any kind replaces it, and
+      ``progress("")`` takes it away. On a terminal it may be redrawn in place
+      (with how long it has been up); where it cannot be (a pipe, a file, a
+      quiet console) it shows nothing. It never raises, never garbles another
+      message, and is never written to the driver log.
     """
 
     def info(self, message: str) -> None: ...
@@ -21,3 +27,5 @@ class Console(Protocol):
     def warn(self, message: str) -> None: ...
 
     def output(self, line: str) -> None: ...
+
+    def progress(self, message: str) -> None: ...

@@ -11,6 +11,7 @@ from ..domain.container_run import ContainerRun, Mount
 __all__ = [
     "BuildRequest",
     "ContainerEngine",
+    "ContainerInfo",
     "ContainerRun",
     "ContextBytes",
     "ContextFile",
@@ -65,6 +66,18 @@ class BuildRequest:
     labels: Mapping[str, str] = attrs.field(factory=dict)
 
 
+@attrs.frozen
+class ContainerInfo:
+    """A container that exists: its name, its state as the engine words it
+    ("running", "exited", "created", "paused", "restarting", "removing",
+    "dead"), its exit code once it exited (else None), and its labels."""
+
+    name: str
+    state: str
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    exit_code: int | None = None
+
+
 @runtime_checkable
 class ContainerEngine(Protocol):
     """Builds tagged images and runs containers from them.
@@ -92,6 +105,10 @@ class ContainerEngine(Protocol):
       removed and `CommandTimeout` raised; an interrupt removes it too.
     - ``supports_gpus()`` says whether ``gpus`` can be passed to ``run``.
     - ``remove(name)`` removes a container by name; a missing one is no error.
+    - ``containers(label)`` lists the containers that exist now (running or
+      not, until removed; a ``run`` container while it runs) and carry the
+      label ``label`` with any value, as `ContainerInfo`, sorted by name. It
+      only reads. An engine that does not answer raises `EngineUnavailable`.
     """
 
     def check(self) -> None: ...
@@ -107,3 +124,5 @@ class ContainerEngine(Protocol):
     def supports_gpus(self) -> bool: ...
 
     def remove(self, name: str) -> None: ...
+
+    def containers(self, label: str) -> tuple[ContainerInfo, ...]: ...

@@ -39,6 +39,18 @@ class RunStore(Protocol):
       (SIGTERM: it cleans up as on Ctrl-C) and returns True; False when the
       driver is gone, on another host, or cannot be told apart from a later
       process with its pid (nothing is signalled).
+    - ``stop_job(run_id)`` stops what the run's job left running on this host
+      (a local native run's job, whose processes carry ``RUNPLZ_RUN_ID=<run
+      id>`` in their environment): SIGTERM, then SIGKILL after a grace, and
+      waits for them to go. Returns how many processes it found (0: none), or
+      None where this host cannot look. A process without the run's mark is
+      never signalled, whatever its pid or process group (ids are reused).
+      Processes that outlive SIGKILL (stuck in the kernel), or whose
+      environment could not be read (uninterruptible sleep), raise
+      `JobLeftRunning` (``found``, ``alive``, ``unchecked`` pids); those not
+      read are never signalled. An invalid run id raises `RunNotFound`.
+    - An append that finds the disk full raises a `UsageError` that says so;
+      a run that began keeps room to record its end.
     - Records survive a new store object over the same storage, and several
       processes may write different runs at once.
     """
@@ -62,3 +74,5 @@ class RunStore(Protocol):
     def remove(self, run_id: str) -> None: ...
 
     def stop_driver(self, run_id: str) -> bool: ...
+
+    def stop_job(self, run_id: str) -> int | None: ...

@@ -33,27 +33,34 @@ A full disk ends ``start`` with ``NOSPACE_MARK <free KiB>`` on stderr and exit
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
+import select
 import sys
 import time
 
-from ..domain.errors import says_no_space
 from ..domain.remote_layout import ENV_MARK, EXIT_NOSPACE, NOSPACE_MARK, PENDING_MARK, RESULT_MARK
-from .basis import mirror
-from .control import KILL_GRACE, free_kb, nospace, orphaned, record, seconds, stop
-from .files import write
-from .guard import guard
-from .prune import prune
-from .supervisor import detach, in_background
+from .control import KILL_GRACE, free_kb, nospace, orphaned, pid_in, record, seconds
+
+# Each command imports what it needs when it runs: every call is a fresh process
+# on the driver's path, and `follow`, the one called most, needs little.
+
+# How the venv builder marks a finished venv (adapters/venv_builder.py: `_READY`,
+# in ``<root>/<key[:24]>``, python at ``bin/python``); `venv` answers from it
+# without loading the builder.
+VENV_READY = ".runplz-ready"
 
 
 def start(run: str) -> int:
     """Read the job spec (JSON) on stdin, detach a supervisor, print the job's pgid;
     then, in a detached process off the driver's path, refresh the upload basis
     (``basis``: [from, to]) and prune old runs."""
+    import errno
+    import shutil
+
+    from .files import write
+    from .supervisor import detach, in_background
+
     spec = json.loads(sys.stdin.read())
     ctl = os.path.join(run, "ctl")
     try:
@@ -80,12 +87,51 @@ def start(run: str) -> int:
 
 
 def _housekeeping(run: str, basis: list[str] | None) -> None:
+    from .basis import mirror
+    from .prune import prune
+
     if basis:
         mirror(*basis)
     try:
         prune(os.path.dirname(os.path.abspath(run)))
     except Exception:
         pass
+
+
+class _Nap:
+    """The waits between looks at a run's files. Each one also ends the moment the
+    job's process does (a pidfd on it, where the OS has them), so its end is seen
+    at once instead of at the next look; the files stay what decides."""
+
+    def __init__(self, ctl: str) -> None:
+        self._ctl = ctl
+        self._handle: int | None = None
+        self._tried = False
+
+    def __call__(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; whether the job's process ended meanwhile."""
+        if not self._tried:
+            pid = pid_in(os.path.join(self._ctl, "pgid"))
+            self._tried = pid is not None
+            try:
+                self._handle = os.pidfd_open(pid) if pid is not None else None
+            except (AttributeError, OSError):  # gone already, or no pidfds here
+                self._handle = None
+        if self._handle is None:
+            time.sleep(seconds)
+            return False
+        waiter = select.poll()  # not select.select: that refuses descriptors past 1023
+        waiter.register(self._handle, select.POLLIN)
+        if not waiter.poll(seconds * 1000):
+            return False
+        self.close()
+        self._tried = True
+        return True
+
+    def close(self) -> None:
+        if self._handle is not None:
+            os.close(self._handle)
+            self._handle = None
 
 
 def follow(run: str, offset: int, max_seconds: float | None = None) -> int:
@@ -107,26 +153,30 @@ def follow(run: str, offset: int, max_seconds: float | None = None) -> int:
             return pending()
         time.sleep(idle)
     note = None
-    with open(os.path.join(ctl, "job.log"), "rb") as log:
-        log.seek(offset)
-        while True:
-            chunk = log.read(1 << 16)
-            if chunk:
-                out.write(chunk)
-                out.flush()
-                idle = 0.02
-                continue
-            if note or os.path.exists(os.path.join(ctl, "exit_code")):
-                out.write(log.read())
-                out.flush()
-                break
-            note = orphaned(ctl)
-            if note:
-                continue
-            if give_up is not None and time.monotonic() >= give_up:
-                return pending()
-            time.sleep(idle)
-            idle = min(idle * 2, 0.25)
+    nap = _Nap(ctl)
+    try:
+        with open(os.path.join(ctl, "job.log"), "rb") as log:
+            log.seek(offset)
+            while True:
+                chunk = log.read(1 << 16)
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+                    idle = 0.02
+                    continue
+                if note or os.path.exists(os.path.join(ctl, "exit_code")):
+                    out.write(log.read())
+                    out.flush()
+                    break
+                note = orphaned(ctl)
+                if note:
+                    continue
+                if give_up is not None and time.monotonic() >= give_up:
+                    return pending()
+                # The job ended: its supervisor records that within milliseconds.
+                idle = 0.002 if nap(idle) else min(idle * 2, 0.25)
+    finally:
+        nap.close()
     sys.stderr.write(RESULT_MARK + json.dumps(record(ctl, note)) + "\n")
     sys.stderr.flush()
     return 0
@@ -134,6 +184,8 @@ def follow(run: str, offset: int, max_seconds: float | None = None) -> int:
 
 def kill(run: str, grace: float) -> int:
     """Stop this run only: its process group, and its container if it has one."""
+    from .control import stop
+
     stop(os.path.join(run, "ctl"), grace)
     print("killed", flush=True)
     return 0
@@ -142,14 +194,25 @@ def kill(run: str, grace: float) -> int:
 def venv(request_json: str) -> int:
     """Make (or reuse) a venv under ~/.runplz/venvs; the last line names it.
     Editable folders are installed from a snapshot kept beside the venv."""
+    data = json.loads(request_json)
+    root = os.path.abspath(data["root"])
+    folder = os.path.join(root, data["key"][:24])
+    if os.path.exists(os.path.join(folder, VENV_READY)):  # made whole before: nothing to load
+        python = os.path.join(folder, "bin", "python")
+        print(ENV_MARK + json.dumps({"python": python, "created": False}), flush=True)
+        return 0
+    return _make_venv(data, root)
+
+
+def _make_venv(data: dict, root: str) -> int:
+    import shutil
+
     from ..adapters.subprocess_runner import SubprocessRunner
     from ..adapters.venv_builder import VenvBuilder
-    from ..domain.errors import BuildError
+    from ..domain.errors import BuildError, says_no_space
     from ..ports.python_env import EnvRequest, PipStep
 
-    data = json.loads(request_json)
     steps = tuple(PipStep(tuple(s["packages"]), s.get("index_url"), s.get("editable", False)) for s in data["steps"])
-    root = os.path.abspath(data["root"])
     builder = VenvBuilder(SubprocessRunner(), root, uv=shutil.which("uv"), snapshot_editable=True)
     full = []
 
@@ -176,6 +239,8 @@ def venv(request_json: str) -> int:
 
 
 def _prune(runs: str) -> int:
+    from .prune import prune
+
     count, freed = prune(runs)
     print(f"pruned {count} run folders, {freed} bytes", flush=True)
     return 0
@@ -195,6 +260,8 @@ def main(argv: list[str]) -> int:
     if command == "prune" and len(rest) == 1:
         return _prune(rest[0])
     if command == "guard" and len(rest) >= 2:
+        from .guard import guard
+
         return guard(float(rest[0]), rest[1:])
     if command == "venv" and len(rest) == 1:
         return venv(rest[0])

@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import signal
-import subprocess
 import time
 
 from .files import read, write
@@ -144,6 +143,8 @@ def remove_container(ctl: str, grace: float) -> None:
     container = (read(os.path.join(ctl, "container")) or "").strip()
     if not container:
         return
+    import subprocess
+
     docker = docker_command(ctl)
     stop_it = [*docker, "stop", "-t", str(max(0, round(grace))), container]
     for argv in (stop_it, [*docker, "rm", "-f", container]):

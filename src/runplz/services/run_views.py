@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import codecs
 from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
+from ..domain.run_liveness import BackendView
 from ..domain.run_record import Ended, RunNotFound
 from ..domain.run_summary import RunSummary, prune_candidates, summarize
 from ..ports.clock import Clock
@@ -40,6 +41,8 @@ def summaries(store: RunStore, now: float, limit: int | None = None) -> tuple[Ru
 
 def prune_records(store: RunStore, now: float, keep_days: float = 14, keep_last: int = 50) -> tuple[str, ...]:
     """Delete the records `prune_candidates` selects; returns their ids."""
+    if len(store.runs()) <= keep_last:  # the rule keeps the newest keep_last whatever they are
+        return ()
     chosen = prune_candidates(summaries(store, now), now, keep_days, keep_last)
     for run in chosen:
         store.remove(run)
@@ -79,20 +82,24 @@ def _size(size: int) -> str:
 
 
 _COLUMNS = ("RUN", "BACKEND", "TARGET", "FUNCTION", "STATUS", "STARTED", "RUNTIME", "EXIT", "COST")
+BACKEND_COLUMN = "ON BACKEND"
 
 
-def ps_table(rows: Sequence[RunSummary]) -> str:
-    """One line per run under a header, columns aligned; "no runs recorded" when empty."""
+def ps_table(rows: Sequence[RunSummary], views: Mapping[str, BackendView] | None = None) -> str:
+    """One line per run under a header, columns aligned; "no runs recorded" when empty.
+    With ``views`` (what the backends said, by run) a last column ON BACKEND shows
+    them ("-" for a run not asked about); none is added when ``views`` is empty."""
     if not rows:
         return "no runs recorded\n"
-    table = [_COLUMNS] + [
+    columns = _COLUMNS + ((BACKEND_COLUMN,) if views else ())
+    table = [columns] + [
         (
             s.run, s.backend or "-", s.target or "-", s.function or "-", s.status,
             when(s.started_at), duration(s.runtime), "-" if s.exit_code is None else str(s.exit_code), money(s),
-        )
+        ) + ((views[s.run].line() if s.run in views else "-",) if views else ())
         for s in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
     return "\n".join(lines) + "\n"
 
@@ -110,12 +117,14 @@ def _phases(summary: RunSummary) -> str:
     return ", ".join(parts) or "-"
 
 
-def status_text(summary: RunSummary, log_path: str = "") -> str:
-    """The run's status as labelled lines: phase, last event, exit code, runtime, cost."""
+def status_text(summary: RunSummary, log_path: str = "", view: BackendView | None = None) -> str:
+    """The run's status as labelled lines: phase, last event, exit code, runtime, cost
+    (and, given ``view``, what its backend says, after the status)."""
     call = summary.function + (f"({', '.join(summary.args)})" if summary.args else "()")
     rows = [
         ("run", summary.run),
         ("status", summary.status),
+        *((("on backend", view.line()),) if view is not None else ()),
         ("backend", f"{summary.backend} (target {summary.target})" if summary.target else summary.backend),
         ("function", f"{summary.app}: {call}" if summary.app else call),
         ("env", ", ".join(summary.env_names) or "-"),
