@@ -9,6 +9,8 @@ import pytest
 from testsupport import docker_daemon
 from testsupport.real import unavailable
 
+pytest_plugins = ["testsupport.slurm_fixture"]  # the throwaway Slurm cluster and its login node
+
 
 @pytest.fixture(scope="session")
 def _docker_engine_session():

@@ -63,7 +63,7 @@ def test_ports_are_runtime_checkable_protocols_with_a_contract():
 def test_public_api_is_pinned():
     assert runplz.__all__ == [
         "App", "BrevConfig", "Function", "Image", "ImageOp", "LocalConfig", "ModalConfig",
-        "RemoteError", "RunTimeout", "RunplzError", "RunplzWarning", "SshConfig", "StandInWarning",
+        "RemoteError", "RunTimeout", "RunplzError", "RunplzWarning", "SlurmConfig", "SshConfig", "StandInWarning",
         "__version__",
     ]
     for name in runplz.__all__:
@@ -85,13 +85,28 @@ def _modules_after(code: str) -> set[str]:
     return {name.split(".")[0] for name in json.loads(out.strip().splitlines()[-1])}
 
 
-def test_help_path_imports_neither_modal_nor_the_heavy_machinery():
-    loaded = _modules_after(
-        "import sys\nsys.argv=['runplz','--help']\nfrom runplz.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass"
+def _help_modules(columns: int) -> set[str]:
+    """Every module `runplz --help` loads on a terminal ``columns`` wide."""
+    code = (
+        f"import os, sys\nos.environ['COLUMNS'] = '{columns}'\nsys.argv=['runplz','--help']\n"
+        "from runplz.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print()\nprint(' '.join(sorted(sys.modules)))"
     )
-    assert "click" in loaded
-    assert not loaded & {"modal", "dependency_injector", "cattrs", "attrs", "attr"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.strip().splitlines()[-1].split())
+
+
+def test_help_path_imports_neither_modal_nor_the_heavy_machinery():
+    for columns in (60, 100):  # click's own rendering on a narrow terminal; the fast path on a wide one
+        loaded = _help_modules(columns)
+        assert not {name.split(".")[0] for name in loaded} & {"modal", "dependency_injector", "cattrs", "attrs", "attr"}
+    assert "click" in _help_modules(60)
+
+
+def test_the_fast_help_path_imports_neither_click_nor_the_domain():
+    loaded = _help_modules(100)
+    assert not {name.split(".")[0] for name in loaded} & {"click", "json", "shutil", "datetime", "uuid"}
+    assert {name for name in loaded if name.startswith("runplz")} == {"runplz", "runplz.cli", "runplz.cli.help_text"}
 
 
 def test_target_side_needs_neither_click_nor_dependency_injector():

@@ -25,6 +25,8 @@ CASES = {
     "brev_named": ('brev_config=BrevConfig(mode="vm", use_docker=False)', "timeout=1800,", ["brev", "--instance", "mybox"]),
     "brev_pinned": ('brev_config=BrevConfig(instance_type="g5.2xlarge")', "timeout=900,", ["brev"]),
     "modal": ('modal_config=ModalConfig(add_python="3.11")', "timeout=3600,", ["modal"]),
+    "slurm_native": ('slurm_config=__import__("runplz").SlurmConfig(account="ml", partition="gpu")', "timeout=3600,",
+                     ["slurm", "--host", "login.cluster.example.org"]),
 }
 
 
@@ -158,17 +160,20 @@ BREV = {
     "price_per_hour": _opt((int, float)), "worst_case_usd": _opt((int, float)),
 }
 MODAL = {"gpu": _opt(str), "cpu": _opt((int, float)), "memory_mib": _opt(int), "timeout": int, "add_python": _opt(str)}
-IMAGE = {"kind": ("dockerfile", "inline", "native", "modal"), "text": str, "base_tag": _opt(str),
+SLURM = {"login": str, "workdir": str, "container": ("none", "apptainer", "pyxis"), "directives": [str],
+         "script": str, "array": str, "map_concurrency": int, "limit_seconds": _opt((int, float)),
+         "limit_reason": _opt(str)}
+IMAGE = {"kind": ("dockerfile", "inline", "native", "modal", "registry"), "text": str, "base_tag": _opt(str),
          "run_tag": _opt(str), "warnings": [str]}
 STEP = {"phase": ("provision", "connect", "probe", "upload", "env", "bundle", "build", "run", "follow", "collect", "teardown"),
         "command": str, "when": _opt(str)}
 FUNCTION = {"name": str, "implicit": bool, "timeout": _opt(int), "target": str, "image": IMAGE, "steps": [STEP],
-            "brev": _opt(BREV), "modal": _opt(MODAL)}
+            "brev": _opt(BREV), "modal": _opt(MODAL), "slurm": _opt(SLURM)}
 UPLOAD = {"kind": ("rsync", "modal", "build-context"), "root": str, "destination": str, "files": int, "bytes": int,
           "largest": [{"path": str, "bytes": int}], "excluded": [str], "links_dropped": [str]}
 PLAN = {
-    "schema": ("runplz.plan/1",), "backend": ("local", "ssh", "brev", "modal"),
-    "mode": ("docker", "native", "inline", "modal"), "script": str, "app": str, "entrypoint": _opt(str),
+    "schema": ("runplz.plan/1",), "backend": ("local", "ssh", "brev", "modal", "slurm"),
+    "mode": ("docker", "native", "inline", "modal", "registry"), "script": str, "app": str, "entrypoint": _opt(str),
     "args": [str], "outputs_dir": str, "target": str, "upload": _opt(UPLOAD), "functions": [FUNCTION], "run_id": ("<new>",),
 }
 
@@ -195,5 +200,5 @@ def check_schema(value, schema=PLAN, where="plan"):
 
 def test_plan_field_order_is_the_documented_one():
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "plan.md")).read()
-    for name in [*PLAN, *UPLOAD, *FUNCTION, *BREV, *OFFER, *MODAL, *IMAGE, *STEP]:
+    for name in [*PLAN, *UPLOAD, *FUNCTION, *BREV, *OFFER, *MODAL, *SLURM, *IMAGE, *STEP]:
         assert f"`{name}`" in doc, name

@@ -140,3 +140,35 @@ def test_a_two_function_app_over_the_emulator_reads_only(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "function prepare" in proc.stdout and "function train" in proc.stdout
     assert {argv[0] for argv in emu.argvs()} <= {"search", "ls"}
+
+
+@pytest.mark.parametrize("args", [
+    ["slurm", "--host", "runplz-slurm", "job.py"],
+    ["slurm", "--json", "job.py", "--steps", "2"],
+], ids=["login-node", "this-machine-json"])
+def test_plan_slurm_runs_nothing_at_all(tmp_path, args):
+    """Every program a slurm run would use is a tripwire on PATH: plan calls none of them."""
+    tripwires = tmp_path / "bin"
+    tripwires.mkdir()
+    calls = tmp_path / "calls.log"
+    for program in ("ssh", "rsync", "sbatch", "squeue", "sacct", "scancel", "scontrol", "sinfo", "srun", "docker"):
+        path = tripwires / program
+        path.write_text(f"#!/bin/sh\necho {program} \"$@\" >> {calls}\nexit 1\n")
+        path.chmod(0o755)
+    repo = tmp_path / "repo"
+    job_repo(repo, 'slurm_config=__import__("runplz").SlurmConfig(account="ml")')
+    env = {
+        **os.environ,
+        "PATH": str(tripwires) + os.pathsep + os.environ["PATH"],
+        "RUNPLZ_STATE_DIR": str(tmp_path / "state"),
+        "RUNPLZ_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(ROOT) + os.pathsep + str(ROOT / "src"),
+    }
+    before = snapshot(repo)
+    proc = subprocess.run([sys.executable, "-c", _MAIN, "plan", *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "#SBATCH --account=ml" in proc.stdout
+    assert not calls.exists(), calls.read_text()
+    assert snapshot(repo) == before, "plan wrote a file"
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "state").exists()

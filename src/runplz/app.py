@@ -9,12 +9,13 @@ import weakref
 import re
 import sys
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .domain.bind import BindRequest, bind_request
 from .domain.call import FunctionCall
-from .domain.config import BrevConfig, LocalConfig, ModalConfig, SshConfig
+from .domain.config import BrevConfig, LocalConfig, ModalConfig, SlurmConfig, SshConfig
 from .domain.errors import ConfigError, DirectCall, ImageMissing, NoBackend, UsageError
+from .domain.fan_out import map_inputs, map_options, plain_inputs
 from .domain.payload import check_call_args
 from .domain.spec import FunctionSpec, function_spec
 from .domain.validate import show
@@ -51,6 +52,43 @@ class Function:
         """
         return self.app._dispatch(self, args, kwargs)
 
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        kwargs: Mapping[str, Any] | None = None,
+        order_outputs: bool = True,
+        return_exceptions: bool = False,
+        concurrency: int | None = None,
+    ) -> Iterator[Any]:
+        """Run the function once per input on the bound backend; yields the results.
+
+        Input ``i`` is ``(iterables[0][i], iterables[1][i], ...)`` (zipped, up
+        to the shortest), each with ``kwargs``. All inputs are read and checked
+        as JSON first: a bad one raises `ArgumentError` naming its index before
+        anything runs. Nothing runs until you iterate.
+
+        Results come in input order (``order_outputs=False``: as they finish).
+        The first failure raises `RemoteError` naming its input (``.index``),
+        and the rest are cancelled; with ``return_exceptions=True`` each failure
+        is yielded in its place instead. Input ``i`` writes its files under
+        ``<outputs>/<i>/``. ``concurrency`` (runplz's addition): at most that
+        many inputs run at once; the default depends on the backend.
+        """
+        inputs = map_inputs(self.name, iterables, star=False)
+        return self.app._map(self, inputs, kwargs, order_outputs, return_exceptions, concurrency)
+
+    def starmap(
+        self,
+        iterable: Iterable[Sequence[Any]],
+        kwargs: Mapping[str, Any] | None = None,
+        order_outputs: bool = True,
+        return_exceptions: bool = False,
+        concurrency: int | None = None,
+    ) -> Iterator[Any]:
+        """Like `map`, with each item of ``iterable`` (a tuple) spread as the arguments."""
+        inputs = map_inputs(self.name, (iterable,), star=True)
+        return self.app._map(self, inputs, kwargs, order_outputs, return_exceptions, concurrency)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise DirectCall(
             f"{self.name} is a runplz Function: call {self.name}.remote(...) to run it on the "
@@ -59,6 +97,18 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<runplz.Function {self.name}>"
+
+
+def _run_map(backend: Any, calls: list[FunctionCall], options: Any, container: Any, outputs: str, name: str):
+    from .services.fan_out import fan_out, item_calls
+
+    console, clock = container.console(), container.clock()
+    map_id, items = item_calls(calls, outputs, clock)
+    console.info(
+        f"mapping {name} over {len(items)} input{'s' if len(items) != 1 else ''}, "
+        f"at most {options.concurrency} at a time (map {map_id}; outputs in {outputs}/<index>)"
+    )
+    yield from fan_out(backend, items, options, console, clock, name)
 
 
 def _close_at_exit(backend: Any) -> None:
@@ -94,6 +144,7 @@ class App:
         modal_config: ModalConfig | None = None,
         ssh_config: SshConfig | None = None,
         local_config: LocalConfig | None = None,
+        slurm_config: SlurmConfig | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not _APP_NAME.fullmatch(name)):
             raise ConfigError(
@@ -105,6 +156,7 @@ class App:
         self.modal_config = _check_config("modal_config", modal_config, ModalConfig)
         self.ssh_config = _check_config("ssh_config", ssh_config, SshConfig)
         self.local_config = _check_config("local_config", local_config, LocalConfig)
+        self.slurm_config = _check_config("slurm_config", slurm_config, SlurmConfig)
         caller = sys._getframe(1).f_globals.get("__file__")
         self.script: str | None = os.path.abspath(caller) if caller else None
         self._functions: dict[str, Function] = {}
@@ -211,7 +263,10 @@ class App:
         from .container import backend_for, default_container
 
         self._release()
-        self._backend = backend_for(container or default_container(), request, self)
+        container = container or default_container()
+        self._backend = backend_for(container, request, self)
+        # what `.map()` needs beside the backend: the console, the clock, the outputs folder
+        self._map_tools = (container, os.path.abspath(os.path.expanduser(request.outputs_dir)))
         if callable(getattr(self._backend, "close", None)):
             _close_at_exit(self._backend)
 
@@ -223,16 +278,44 @@ class App:
         if callable(close):
             close()
 
-    def _dispatch(self, function: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        plain_args, plain_kwargs = check_call_args(function.name, args, kwargs)
+    def _bound(self, function: Function, verb: str) -> str:
+        """The script, once it is sure a call can be dispatched."""
         if self._backend is None:
             raise NoBackend(
-                f"{function.name}.remote() has no backend: run the script with "
+                f"{function.name}.{verb}() has no backend: run the script with "
                 f"`runplz local {os.path.basename(self.script or 'job.py')}` or call "
                 "app.bind('local') first"
             )
         if not self.script:
             raise UsageError(f"App {self.name!r} must be defined in a script file to run remotely")
-        return self._backend.call(
-            FunctionCall(self.name, function.spec, self.script, plain_args, plain_kwargs)
-        )
+        return self.script
+
+    def _dispatch(self, function: Function, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        plain_args, plain_kwargs = check_call_args(function.name, args, kwargs)
+        script = self._bound(function, "remote")
+        return self._backend.call(FunctionCall(self.name, function.spec, script, plain_args, plain_kwargs))
+
+    def _map(
+        self, function: Function, inputs: list[tuple[Any, ...]], kwargs: Any,
+        order_outputs: Any, return_exceptions: Any, concurrency: Any,
+    ) -> Iterator[Any]:
+        """Check everything now; return the generator that runs the map when iterated."""
+        plain = plain_inputs(function.name, inputs, kwargs)
+        script = self._bound(function, "map")
+        from .services.fan_out import default_concurrency
+
+        backend = self._backend
+        unsupported = getattr(backend, "map_unsupported", None)
+        if isinstance(unsupported, str):
+            raise UsageError(f"{function.name}.map() does not run on the {unsupported} backend yet; call .remote() per input")
+        if concurrency is None:
+            concurrency = default_concurrency(backend)
+        options = map_options(order_outputs, return_exceptions, concurrency)
+        calls = [FunctionCall(self.name, function.spec, script, args, kw) for args, kw in plain]
+        tools = getattr(self, "_map_tools", None)  # set by each bind; absent if a backend was set by hand
+        if tools is None:
+            from .container import default_container
+
+            tools = (default_container(), os.path.abspath("out"))
+        container, outputs = tools
+        return _run_map(backend, calls, options, container, outputs, function.name)

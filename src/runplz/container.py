@@ -19,10 +19,11 @@ driver creates (``$RUNPLZ_STATE_DIR``, else ``$XDG_STATE_HOME/runplz``, else
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
-from typing import Any
+from typing import Any, Callable
 
 
 class _Hide:
@@ -56,41 +57,63 @@ def _import_dependency_injector():
 
 containers, providers = _import_dependency_injector()
 
-from .adapters.background import BackgroundLauncher, report_run
-from .adapters.brev_cli import BrevCli
-from .adapters.docker_engine import DockerEngine
+from .adapters.background import report_run
 from .adapters.driver_log import DriverLog
-from .adapters.file_ledger import FileLedger
 from .adapters.file_run_store import FileRunStore
 from .adapters.job_output import StdoutJobOutput
-from .adapters.modal_platform import ModalPlatform
 from .adapters.remote_venv import RemoteVenvBuilder
+from .adapters.local_transport import LocalTransport
 from .adapters.ssh_transport import SshTransport
 from .adapters.transport_runner import TransportCommandRunner
 from .adapters.stderr_console import StderrConsole
 from .adapters.subprocess_runner import SubprocessRunner
 from .adapters.system_clock import SystemClock
-from .adapters.venv_builder import VenvBuilder
 from .domain.bind import BindRequest
 from .domain.host import parse_target
-from .services.brev_arrive import BrevArrival
-from .services.brev_backend import BrevBackend, BrevSettings
-from .services.brev_shape import BrevShapes
-from .services.brev_teardown import BrevTeardown
 from .services.bundle import RuntimeBundle
-from .services.images import ImageBuilder
-from .services.local_docker import LocalDockerBackend
-from .services.local_native import LocalNativeBackend
-from .services.modal_backend import ModalBackend, ModalSettings
-from .services.plan import PlanService
 from .services.remote_path import RemoteRunPath
-from .services.run_down import RunDown
 from .services.run_recorder import RunRecorder
 from .services.remote_setup import job_setup
 from .services.repo import check_outputs_dir
 from .services.settings import LocalSettings
 from .services.ssh_backend import SshBackend, SshSettings
 from .services.tree import TreeScanner
+
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``name`` from ``module``, imported when first called: a run loads its own
+    backend's code only (brev, modal, slurm, local Docker, plan and down stay
+    unread on an ssh run)."""
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module, __package__), name)(*args, **kwargs)
+
+    make.__name__ = make.__qualname__ = name
+    return make
+
+
+BackgroundLauncher = _lazy(".adapters.background", "BackgroundLauncher")
+BrevArrival = _lazy(".services.brev_arrive", "BrevArrival")
+BrevBackend = _lazy(".services.brev_backend", "BrevBackend")
+BrevCli = _lazy(".adapters.brev_cli", "BrevCli")
+BrevSettings = _lazy(".services.brev_backend", "BrevSettings")
+BrevShapes = _lazy(".services.brev_shape", "BrevShapes")
+BrevTeardown = _lazy(".services.brev_teardown", "BrevTeardown")
+DockerEngine = _lazy(".adapters.docker_engine", "DockerEngine")
+FileLedger = _lazy(".adapters.file_ledger", "FileLedger")
+ImageBuilder = _lazy(".services.images", "ImageBuilder")
+LocalDockerBackend = _lazy(".services.local_docker", "LocalDockerBackend")
+LocalNativeBackend = _lazy(".services.local_native", "LocalNativeBackend")
+ModalBackend = _lazy(".services.modal_backend", "ModalBackend")
+ModalPlatform = _lazy(".adapters.modal_platform", "ModalPlatform")
+ModalSettings = _lazy(".services.modal_backend", "ModalSettings")
+PlanService = _lazy(".services.plan", "PlanService")
+RunDown = _lazy(".services.run_down", "RunDown")
+RunReconciler = _lazy(".services.run_reconcile", "RunReconciler")
+SlurmBackend = _lazy(".services.slurm_backend", "SlurmBackend")
+SlurmCli = _lazy(".adapters.slurm_cli", "SlurmCli")
+SlurmSettings = _lazy(".services.slurm_backend", "SlurmSettings")
+VenvBuilder = _lazy(".adapters.venv_builder", "VenvBuilder")
 
 
 def default_cache_dir() -> str:
@@ -186,7 +209,17 @@ class Container(containers.DeclarativeContainer):
         output=job_output,
         runs=run_recorder,
     )
-    ssh_backend = providers.Factory(SshBackend, paths=remote_run_path.provider)  # called with (transport, settings)
+    ssh_backend = providers.Factory(  # called with (transport, settings); a map input gets a transport of its own
+        SshBackend, paths=remote_run_path.provider, transports=ssh_transport.provider
+    )
+    local_login = providers.Factory(  # this machine as a Slurm login node: its home is the transport's folder
+        LocalTransport, runner=command_runner, root=providers.Callable(os.path.expanduser, "~")
+    )
+    slurm_scheduler = providers.Factory(SlurmCli)  # the `BatchScheduler` port; called with (transport)
+    slurm_backend = providers.Factory(  # called with (transport, settings: SlurmSettings)
+        SlurmBackend, paths=remote_run_path.provider, schedulers=slurm_scheduler.provider, clock=clock,
+        runs=run_recorder,
+    )
     brev_cli = providers.Singleton(BrevCli, runner=command_runner, clock=clock)
     brev_catalog = providers.Callable(_same, brev_cli)  # the `Catalog` port; override alone if you like
     brev_instances = providers.Callable(_same, brev_cli)  # the `Instances` port
@@ -220,6 +253,14 @@ class Container(containers.DeclarativeContainer):
         RunDown, store=run_store, clock=clock, console=console, engine=container_engine,
         instances=brev_instances, ledger=box_ledger, transports=ssh_transport.provider,
         bundle_digest=runtime_bundle.provided.digest,
+        schedulers=slurm_scheduler.provider, login=local_login.provider,
+    )
+    run_reconciler = providers.Factory(  # `runplz ps` / `status`: asks the backends, reads only
+        RunReconciler, engine=container_engine, instances=brev_instances,
+        # ssh gives up connecting in 5s, well within the checks' 10s budget; what a
+        # check that misses the budget started is stopped (the fence marks it)
+        transports=providers.Factory(SshTransport, runner=command_runner, clock=clock, connect_timeout=5).provider,
+        clock=clock, stragglers=providers.Object(_lazy(".adapters.marked_processes", "ProcessFence")),
     )
     plan_service = providers.Factory(  # `runplz plan`: reads only (its TreeScanner has no cache folder)
         PlanService,
@@ -276,6 +317,12 @@ def backend_for(container: Container, request: BindRequest, app: Any):
         target = parse_target(request.host, app.ssh_config)
         settings = SshSettings(outputs, app.ssh_config, target)
         return container.ssh_backend(transport=container.ssh_transport(target=target), settings=settings)
+    if request.backend == "slurm":
+        settings = SlurmSettings(outputs, app.slurm_config, request.host)
+        if request.host is None:
+            return container.slurm_backend(transport=container.local_login(), settings=settings)
+        target = parse_target(request.host, app.ssh_config)
+        return container.slurm_backend(transport=container.ssh_transport(target=target), settings=settings)
     if request.backend == "brev":
         return container.brev_backend(settings=BrevSettings(outputs, app.brev_config, request.instance))
     if request.backend == "modal":

@@ -28,6 +28,7 @@ from .adapters.fake_log import MemoryLog
 from .adapters.fake_modal import FakeModal, ModalFaults
 from .adapters.fake_run_store import FakeRunStore
 from .adapters.fake_runner import FakeCall, FakeCommandRunner, FakeInvocation, respond
+from .adapters.fake_slurm import FakeSlurm
 from .adapters.fake_transport import FakeTransport
 from .adapters.job_output import RecordingJobOutput
 
@@ -45,6 +46,7 @@ __all__ = [
     "FakeModal",
     "FakePythonEnvBuilder",
     "FakeRunStore",
+    "FakeSlurm",
     "FakeTransport",
     "MemoryLog",
     "ModalFaults",

@@ -4,11 +4,19 @@ Every call is ``brev VERB ...`` through a `CommandRunner` with
 ``BREV_NO_ANALYTICS=1``; retries and waits sleep on a `Clock`. Before its first
 call an adapter checks once that ``brev search --help`` works (older CLIs have
 neither `brev search` nor `brev ls --json`).
+
+Safe to use from several threads (a map's inputs, a box each): the short calls
+(search, ls, start, stop, delete, refresh) run one at a time, so two `brev`
+processes of one driver never race on the CLI's own files (its ssh config, its
+login token, refreshed when it expires); ``create``, which waits for its box,
+runs alongside them (a box per input is made in parallel). Retries and waits
+sleep outside that turn.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Sequence
 
 from ..domain.brev_instances import (
@@ -92,6 +100,8 @@ class BrevCli:
         self._clock = clock
         self._executable = executable
         self._checked = False
+        self._checking = threading.Lock()
+        self._turn = threading.Lock()  # the short calls, one at a time
 
     # ------------------------------------------------------------ Catalog
 
@@ -159,10 +169,13 @@ class BrevCli:
     def _check_cli(self) -> None:
         if self._checked:
             return
-        result = self._run(["search", "--help"], CALL_TIMEOUT)
-        if result.exit_code != 0:
-            raise BrevTooOld(UPGRADE_HINT)
-        self._checked = True
+        with self._checking:
+            if self._checked:
+                return
+            result = self._run(["search", "--help"], CALL_TIMEOUT)
+            if result.exit_code != 0:
+                raise BrevTooOld(UPGRADE_HINT)
+            self._checked = True
 
     def _call(self, verb: str, argv: list[str], retry: bool = False, timeout: float = CALL_TIMEOUT) -> CommandResult:
         self._check_cli()
@@ -176,6 +189,12 @@ class BrevCli:
         return with_retries(attempt, self._clock.sleep, verb) if retry else attempt()
 
     def _run(self, argv: list[str], timeout: float) -> CommandResult:
+        if argv[0] == "create":
+            return self._spawn(argv, timeout)
+        with self._turn:
+            return self._spawn(argv, timeout)
+
+    def _spawn(self, argv: list[str], timeout: float) -> CommandResult:
         try:
             return self._runner.run([self._executable, *argv], env=ENV, timeout=timeout)
         except CommandNotFound:

@@ -9,11 +9,14 @@ and `BrevFaults` chosen up front::
 Boxes live in ``brev.boxes`` (pass ``boxes=`` to share one account's boxes
 between several fakes, say one per driver, each with its own faults); every simulated CLI call is appended to
 ``brev.calls`` as ``(verb, detail)``; ``brev.aliases`` holds the ssh aliases the
-last ``refresh()`` wrote. Retries and waits sleep on ``brev.clock``.
+last ``refresh()`` wrote. Retries and waits sleep on ``brev.clock``. Like the
+CLI, it may be called from several threads at once: each simulated call is
+atomic (retries and waits sleep between calls, outside it).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
@@ -142,6 +145,7 @@ class FakeBrev:
         self._transient = dict(faults.transient)
         self._lost_replies = faults.lost_create_replies
         self._checked = False
+        self._lock = threading.RLock()  # one simulated CLI call at a time
 
     # ------------------------------------------------------------ Catalog
 
@@ -264,17 +268,22 @@ class FakeBrev:
     # ------------------------------------------------------------ one simulated call
 
     def _check_cli(self) -> None:
-        if not self._checked:
-            self.calls.append(("search --help", None))
-            if self.faults.old_cli:
-                raise BrevTooOld(UPGRADE_HINT)
-            self._checked = True
+        with self._lock:
+            if not self._checked:
+                self.calls.append(("search --help", None))
+                if self.faults.old_cli:
+                    raise BrevTooOld(UPGRADE_HINT)
+                self._checked = True
 
     def _retried(self, verb: str, detail: Any, act: Callable[[], Any]) -> Any:
         self._check_cli()
         return with_retries(lambda: self._call(verb, detail, act), self.clock.sleep, verb)
 
     def _call(self, verb: str, detail: Any, act: Callable[[], Any]) -> Any:
+        with self._lock:
+            return self._act(verb, detail, act)
+
+    def _act(self, verb: str, detail: Any, act: Callable[[], Any]) -> Any:
         self.calls.append((verb, detail))
         if self.faults.unauthorized:
             raise BrevCommandError(verb, UNAUTHORIZED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from ..ports.ledger import BoxRecord
 
 
@@ -14,17 +16,21 @@ class FakeLedger:
         self.now = now
         self._records: dict[str, BoxRecord] = {}
         self._gone: set[int] = set()
+        self._lock = threading.Lock()  # safe from several threads, like the file ledger
 
     def record(self, name: str, backend: str) -> BoxRecord:
         entry = BoxRecord(name, backend, self.driver, "here", self.now)
-        self._records[name] = entry
+        with self._lock:
+            self._records[name] = entry
         return entry
 
     def forget(self, name: str) -> None:
-        self._records.pop(name, None)
+        with self._lock:
+            self._records.pop(name, None)
 
     def records(self) -> tuple[BoxRecord, ...]:
-        return tuple(self._records[name] for name in sorted(self._records))
+        with self._lock:
+            return tuple(self._records[name] for name in sorted(self._records))
 
     def orphans(self, backend: str) -> tuple[BoxRecord, ...]:
         return tuple(

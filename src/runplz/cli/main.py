@@ -146,7 +146,7 @@ class RunplzGroup(click.Group):
 @click.group(cls=RunplzGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="runplz")
 def cli() -> None:
-    """Run one decorated Python function locally, over ssh, on Brev or on Modal.
+    """Run one decorated Python function locally, over ssh, on Brev, on Modal or on a Slurm cluster.
 
     runplz's own options come before SCRIPT; everything after SCRIPT goes to the
     script's entrypoint (`runplz local job.py --help` lists its flags).
@@ -246,8 +246,10 @@ def modal(ctx: click.Context, outputs_dir: str, script: str, args: tuple[str, ..
 
 from .plan import plan as _plan  # noqa: E402  (after the run commands it mirrors)
 from .runs import COMMANDS as _RUN_COMMANDS  # noqa: E402
+from .slurm import slurm as _slurm  # noqa: E402
 
 cli.add_command(_plan)
+cli.add_command(_slurm)
 for _command in _RUN_COMMANDS:
     cli.add_command(_command)
 

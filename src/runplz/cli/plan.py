@@ -51,7 +51,7 @@ def plan() -> None:
 
     No box is created, nothing is built, uploaded or run, and no file is
     written. Brev's catalog (`brev search`) and, with --instance, `brev ls`
-    are read.
+    are read; `plan slurm` asks the login node and the scheduler nothing.
     """
 
 
@@ -104,3 +104,17 @@ def brev(ctx: click.Context, instance: str | None, outputs_dir: str, as_json: bo
 def modal(ctx: click.Context, outputs_dir: str, as_json: bool, script: str, args: tuple[str, ...]) -> None:
     """Plan `runplz modal SCRIPT ...` (modal is not imported)."""
     _plan(ctx, "modal", script, args, as_json, outputs_dir=outputs_dir)
+
+
+@plan.command(context_settings=_SCRIPT_CONTEXT)
+@click.option("--host", default=None, metavar=HOST_METAVAR,
+              help="The login node (nothing connects to it; default: this machine is one).")
+@_OUTPUTS
+@_JSON
+@_SCRIPT
+@_ARGS
+@click.pass_context
+def slurm(ctx: click.Context, host: str | None, outputs_dir: str, as_json: bool,
+          script: str, args: tuple[str, ...]) -> None:
+    """Plan `runplz slurm SCRIPT ...`: the sbatch directives and batch script."""
+    _plan(ctx, "slurm", script, args, as_json, host=host, outputs_dir=outputs_dir)

@@ -11,7 +11,7 @@ from .errors import ConfigError
 from .host import parse_target
 from .validate import show
 
-BACKENDS = ("local", "ssh", "brev", "modal")
+BACKENDS = ("local", "ssh", "brev", "modal", "slurm")
 _INSTANCE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}")
 
 
@@ -47,8 +47,8 @@ def bind_request(
     if backend == "ssh" and host is None:
         raise ConfigError("the ssh backend needs host= (--host [user@]HOST[:PORT])")
     if host is not None:
-        if backend != "ssh":
-            raise ConfigError("host= (--host) is only for the ssh backend")
+        if backend not in ("ssh", "slurm"):
+            raise ConfigError("host= (--host) is only for the ssh and slurm backends")
         if not isinstance(host, str):
             raise ConfigError(f"host must be [user@]HOST[:PORT] or an ssh alias; got {show(host)}")
         parse_target(host)

@@ -6,6 +6,7 @@ import re
 
 import attrs
 
+from . import slurm as _slurm
 from .errors import ConfigError
 from .validate import (
     fail,
@@ -113,3 +114,49 @@ class LocalConfig:
 
     use_docker: bool = attrs.field(default=True, validator=is_bool)
     gpus: str = attrs.field(default="auto", validator=_gpus_choice)
+
+
+def _gpu_types(value: object) -> tuple[tuple[str, str | None], ...]:
+    if isinstance(value, tuple) and all(isinstance(pair, tuple) and len(pair) == 2 for pair in value):
+        value = dict(value)  # already converted (attrs.evolve)
+    return tuple(sorted(_slurm.gpu_types(value).items()))
+
+
+@attrs.frozen(kw_only=True)
+class SlurmConfig:
+    """How the slurm backend submits a function's run as a batch job.
+
+    workdir: the folder on the cluster's shared file system that holds runplz's
+    runs and venvs (None: the login's $HOME). partition, account, qos,
+    constraint: their sbatch options. gpu_flag: "gres" (``--gres=gpu:TYPE:N``)
+    or "gpus" (``--gpus=TYPE:N``); gpu_types maps a function's ``gpu`` to the
+    cluster's GRES type (None: any; default: the model in lower case).
+    extra_directives: more sbatch options (``["--mail-type=END"]``).
+    container: "none" (a cached venv on the shared file system), "apptainer"
+    or "pyxis" (the function's ``Image.from_registry`` image, as it is).
+    requeue: whether Slurm may requeue the job when it is preempted.
+    poll_seconds: the first wait between looks at the job's state (it backs
+    off to max_poll_seconds).
+    """
+
+    workdir: str | None = attrs.field(default=None, validator=_slurm.optional_workdir)
+    partition: str | None = attrs.field(default=None, validator=_slurm.optional_name)
+    account: str | None = attrs.field(default=None, validator=_slurm.optional_name)
+    qos: str | None = attrs.field(default=None, validator=_slurm.optional_name)
+    constraint: str | None = attrs.field(default=None, validator=_slurm.optional_constraint)
+    gpu_flag: str = attrs.field(default="gres", validator=one_of(*_slurm.GPU_FLAGS))
+    gpu_types: tuple[tuple[str, str | None], ...] = attrs.field(factory=tuple, converter=_gpu_types)
+    extra_directives: tuple[str, ...] = attrs.field(factory=tuple, converter=_slurm.extra_directives)
+    container: str = attrs.field(default="none", validator=one_of(*_slurm.CONTAINERS))
+    requeue: bool = attrs.field(default=False, validator=is_bool)
+    max_runtime_seconds: float | None = attrs.field(default=None, validator=optional_positive_number)
+    ssh_ready_wait_seconds: float = attrs.field(default=_SSH_READY_WAIT_DEFAULT, validator=positive_number)
+    poll_seconds: float = attrs.field(default=2.0, validator=positive_number)
+    max_poll_seconds: float = attrs.field(default=30.0, validator=positive_number)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_poll_seconds < self.poll_seconds:
+            raise ConfigError(
+                f"SlurmConfig.max_poll_seconds ({self.max_poll_seconds:g}) must be at least "
+                f"poll_seconds ({self.poll_seconds:g})"
+            )

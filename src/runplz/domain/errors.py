@@ -127,16 +127,33 @@ class RemoteError(RunplzError, RuntimeError):
 
     Carries the remote exception's type name, message and traceback text and
     the process exit code, so the caller sees what happened over there.
+
+    ``index`` is set when the call was one input of a ``.map()``: the input's
+    position (counted from 0); the message then starts "input N: ".
     """
 
     def __init__(
-        self, remote_type: str, message: str, traceback: str, exit_code: int
+        self, remote_type: str, message: str, traceback: str, exit_code: int, index: int | None = None
     ) -> None:
-        super().__init__(f"{remote_type}: {message}" if message else remote_type)
+        text = f"{remote_type}: {message}" if message else remote_type
+        super().__init__(text if index is None else f"input {index}: {text}")
         self.remote_type = remote_type
         self.remote_message = message
         self.remote_traceback = traceback
         self.exit_code = exit_code
+        self.index = index
+
+    def at_index(self, index: int) -> "RemoteError":
+        """The same failure, as input ``index`` of a map."""
+        return RemoteError(self.remote_type, self.remote_message, self.remote_traceback, self.exit_code, index)
+
+
+class ItemCancelled(KeyboardInterrupt):
+    """A ``.map()`` input stopped (or never started) because the map was cancelled:
+    another input failed, the driver was interrupted, or the caller stopped
+    iterating. An interrupt, so a run's record ends "interrupted"; the fan-out
+    consumes it and never lets it reach the caller.
+    """
 
 
 class RunplzWarning(UserWarning):

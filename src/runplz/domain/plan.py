@@ -82,10 +82,32 @@ class ModalPlan:
 
 
 @attrs.frozen
+class SlurmPlan:
+    """How a call becomes a Slurm batch job (services/slurm_jobs.py renders the same script).
+
+    login: the login node (``--host``) or "this machine"; workdir: where the run
+    folders and venvs go on the shared file system (``<home>``: the login's
+    $HOME); container: "none", "apptainer" or "pyxis"; directives: the
+    ``#SBATCH`` lines; script: the whole batch script; array: the directive a
+    ``.map()`` of N inputs adds (ONE job array), K its default concurrency."""
+
+    login: str
+    workdir: str
+    container: str
+    directives: tuple[str, ...]
+    script: str
+    array: str
+    map_concurrency: int
+    limit_seconds: float | None = None
+    limit_reason: str | None = None
+
+
+@attrs.frozen
 class ImagePlan:
     """The rendered image. kind: "dockerfile" (base, then the run layer where there
     is one), "inline" (steps applied on the box, then the venv's pip steps),
-    "native" (a venv's pip steps) or "modal" (the modal.Image chain as text)."""
+    "native" (a venv's pip steps), "modal" (the modal.Image chain as text) or
+    "registry" (a registry image run as it is: Slurm with apptainer or pyxis)."""
 
     kind: str
     text: str
@@ -135,12 +157,13 @@ class FunctionPlan:
     steps: tuple[Step, ...]
     brev: BrevPlan | None = None
     modal: ModalPlan | None = None
+    slurm: SlurmPlan | None = None
 
 
 @attrs.frozen
 class Plan:
-    backend: str  # "local", "ssh", "brev" or "modal"
-    mode: str  # "docker", "native", "inline" (brev container mode) or "modal"
+    backend: str  # "local", "ssh", "brev", "modal" or "slurm"
+    mode: str  # "docker", "native", "inline" (brev container mode), "modal" or "registry" (slurm + a container runtime)
     script: str
     app: str
     entrypoint: str | None  # the @app.local_entrypoint(), if any

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from .plan import BrevPlan, FunctionPlan, ModalPlan, Plan, Upload
+from .plan import BrevPlan, FunctionPlan, ModalPlan, Plan, SlurmPlan, Upload
 
 
 def size_text(count: float) -> str:
@@ -117,11 +117,26 @@ def _modal(modal: ModalPlan) -> list[str]:
     return [f"  Modal resources: gpu={modal.gpu or 'none'}, cpu={cpu}, memory={memory}, timeout={modal.timeout}s"]
 
 
+def _slurm(slurm: SlurmPlan) -> list[str]:
+    limit = f"{slurm.limit_seconds:g}s ({slurm.limit_reason})" if slurm.limit_seconds else "none (the partition's)"
+    lines = [
+        f"  Slurm: login node {slurm.login}; runs and venvs under {slurm.workdir}/.runplz; "
+        f"container: {slurm.container}; time limit: {limit}",
+        "  sbatch directives:",
+    ]
+    lines += [f"    {line}" for line in slurm.directives]
+    lines.append(f"  .map() of N inputs: ONE job array, {slurm.array} (K: concurrency=, default {slurm.map_concurrency})")
+    lines.append("  batch script (sbatch --parsable, on stdin):")
+    lines += _indent(slurm.script, "    | ")
+    return lines
+
+
 _IMAGE_TITLE = {
     "dockerfile": "image (Dockerfile)",
     "inline": "image (applied on the box itself, then a venv)",
     "native": "image (a venv from the pip steps)",
     "modal": "image (modal.Image chain)",
+    "registry": "image (a registry image, run as it is)",
 }
 
 
@@ -133,6 +148,8 @@ def _function(fn: FunctionPlan) -> list[str]:
         lines += _brev(fn.brev)
     if fn.modal is not None:
         lines += _modal(fn.modal)
+    if fn.slurm is not None:
+        lines += _slurm(fn.slurm)
     image = fn.image
     title = _IMAGE_TITLE.get(image.kind, image.kind)
     tags = ", ".join(t for t in (image.base_tag, image.run_tag) if t)
@@ -148,7 +165,8 @@ def _function(fn: FunctionPlan) -> list[str]:
 
 
 def render_text(plan: Plan) -> str:
-    mode = {"docker": "Docker", "native": "native venv", "inline": "container mode", "modal": "Modal"}[plan.mode]
+    mode = {"docker": "Docker", "native": "native venv", "inline": "container mode", "modal": "Modal",
+            "registry": "registry image"}[plan.mode]
     args = " ".join(plan.args)
     lines = [
         f"runplz plan: {plan.backend} ({mode}) {plan.script}{' ' + args if args else ''}  (nothing was run)",

@@ -44,6 +44,8 @@ class Instances(Protocol):
       "unauthorized", "quota exceeded") is `BrevCommandError` at once, with the
       CLI's own words. A missing CLI is `BrevNotInstalled`; one too old for
       `brev search` / `ls --json` is `BrevTooOld`, found before the first call.
+    - Every method may be called from several threads at once (a map's
+      inputs, each with its own box); each call acts as one CLI call would.
     """
 
     def list(self) -> tuple[Instance, ...]: ...

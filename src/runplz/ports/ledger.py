@@ -34,6 +34,9 @@ class BoxLedger(Protocol):
       by another process counts as gone). A live driver's records, and those
       made on other hosts, are never orphans.
     - Records survive a new ledger object over the same store.
+    - Every method may be called from several threads at once (a map's
+      inputs record and forget their boxes concurrently); none of them sees
+      another's half-written record.
     """
 
     def record(self, name: str, backend: str) -> BoxRecord: ...

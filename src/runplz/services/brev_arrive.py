@@ -68,14 +68,15 @@ class BrevArrival:
         self._clock = clock
         self._refreshed: set[str] = set()
 
-    def plan(self, target: Target, spec: FunctionSpec, config: BrevConfig) -> Visit:
+    def plan(self, target: Target, spec: FunctionSpec, config: BrevConfig, pick_for: str | None = None) -> Visit:
         """What reaching ``target`` takes; refusals (`TypoGuard`, `BoxUnusable`,
-        `NotStoppable`, `NoMatch`) are raised here, before anything is created."""
+        `NotStoppable`, `NoMatch`) are raised here, before anything is created.
+        ``pick_for`` (a map's id): the boxes of one map share one pick."""
         found = find(self._instances.list(), target.name)
         how = arrival(target, found, config)
         visit = Visit(target, spec, config, found, how)
         if how == "create":
-            visit.shape = self._shapes.for_new_box(target, spec, config)
+            visit.shape = self._shapes.for_new_box(target, spec, config, pick_for=pick_for)
         elif how in ("attach", "wait") and stops(target, config) and found is not None:
             kind = found.instance_type
             check_finish(target, config, self._shapes.stoppable(kind, spec.wants_gpu), kind or "(unknown)")

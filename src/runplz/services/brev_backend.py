@@ -9,10 +9,20 @@ the teardown:
   however it ends (success, failure, timeout, Ctrl-C, SIGTERM, SIGHUP);
 - named: one box serves the whole invocation; its ``on_finish`` ("stop",
   "delete" or "leave") applies once, when the App is done (`close`).
+
+``.map()`` runs under the generic fan-out (`ThreadedMap`), each input a run
+of its own (``call.run_id``, ``call.outputs``). Ephemeral: every input gets a
+box of its own, named from its run id, up to K (`MAP_CONCURRENCY` by default)
+at once, all asking for the types one pick made for the whole map; an input
+that is stopped (the map's first failure, Ctrl-C) gets `ItemCancelled` raised
+in its thread, which the teardown answers like an interrupt: its box is
+deleted. Inputs not started never create a box. Named: the inputs take turns
+on the one box (K is 1 by default; a larger ``concurrency=`` only queues them).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import attrs
@@ -22,6 +32,7 @@ from ..domain.call import FunctionCall
 from ..domain.config import BrevConfig
 from ..domain.host import SshTarget
 from ..domain.inline_plan import inline_plan
+from ..domain.run_record import Teardown
 from ..ports.clock import Clock
 from ..ports.transport import Transport
 from .brev_arrive import BrevArrival, Visit
@@ -54,6 +65,8 @@ class BrevSettings:
 
 
 class BrevBackend:
+    MAP_CONCURRENCY = 4  # boxes at once in a map, unless ``concurrency=`` says otherwise
+
     def __init__(
         self,
         arrival: BrevArrival,
@@ -72,6 +85,12 @@ class BrevBackend:
         self._clock = clock
         self._settings = settings
         self._named: dict[str, Target] = {}  # named boxes this invocation touched
+        self._turns = threading.Lock()  # calls on a named box take turns
+
+    @property
+    def map_concurrency(self) -> int:
+        """`.map()`'s default K: boxes at once (ephemeral), or 1 on a named box."""
+        return 1 if self._settings.instance is not None else self.MAP_CONCURRENCY
 
     def call(self, call: FunctionCall) -> Any:
         config = self._settings.config
@@ -80,14 +99,23 @@ class BrevBackend:
         if config.mode == "container":
             inline_plan(spec.image, spec.name)  # refuses what container mode cannot run
         self._teardown.reap()
-        run = new_run_id(self._clock)
+        run = call.run_id or new_run_id(self._clock)
         target = target_for(self._settings.instance, call.app, spec.name, run)
-        visit = self._arrival.plan(target, spec, config)
-        with self._runs.begin("brev", target.name, call, self._settings.outputs_dir, run_id=run) as record:
+        if target.ephemeral:
+            return self._visit(target, call, run)
+        with self._turns:  # one named box: its arrival and its runs, one call at a time
+            return self._visit(target, call, run)
+
+    def _visit(self, target: Target, call: FunctionCall, run: str) -> Any:
+        config = self._settings.config
+        outputs = call.outputs or self._settings.outputs_dir  # a map input's own folder
+        visit = self._arrival.plan(target, call.spec, config, pick_for=call.map_id)
+        with self._runs.begin("brev", target.name, call, outputs, run_id=run) as record:
+            record.event(Teardown(target.name, finish(target, config), self._clock.now()))  # for `runplz down`
             if target.ephemeral:
                 try:
                     self._arrive(visit, record)
-                    return self._run(target, call, record)
+                    return self._run(target, call, record, outputs)
                 finally:
                     self._teardown.finish(
                         target, finish(target, config), made=visit.created, attempted=visit.attempted
@@ -99,7 +127,7 @@ class BrevBackend:
             finally:
                 if visit.created or visit.attempted:  # a create cut short may still make the box
                     self._named[target.name] = target
-            return self._run(target, call, record)
+            return self._run(target, call, record, outputs)
 
     def _arrive(self, visit: Visit, record: Recording) -> None:
         """Reach the box, then record its type and price (the cost so far counts from here)."""
@@ -123,6 +151,7 @@ class BrevBackend:
         if interrupt is not None:
             raise interrupt
 
-    def _run(self, target: Target, call: FunctionCall, record: Recording) -> Any:
-        transport = self._transports(target=SshTarget(target.name))
-        return self._paths(transport=transport, settings=self._settings.run_settings()).call(call, record)
+    def _run(self, target: Target, call: FunctionCall, record: Recording, outputs: str) -> Any:
+        transport = self._transports(target=SshTarget(target.name))  # one per run: runs may overlap
+        settings = attrs.evolve(self._settings.run_settings(), outputs_dir=outputs)
+        return self._paths(transport=transport, settings=settings).call(call, record)

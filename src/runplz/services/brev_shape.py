@@ -9,9 +9,15 @@ it; the choice's own smallest disk may not fit a fallback).
 A named box that will be stopped when runplz is done (``on_finish="stop"``) is
 only made from stoppable types; when no stoppable type fits, the run is refused
 before anything is created (`NotStoppable`).
+
+The boxes of one ``.map()`` share one pick (one search, one progress line, the
+same ordered types for every input), made by whichever input comes first while
+the others wait for it.
 """
 
 from __future__ import annotations
+
+import threading
 
 import attrs
 
@@ -69,10 +75,25 @@ class BrevShapes:
         self._catalog = catalog
         self._console = console
         self._stoppable: dict[str, bool | None] = {}
+        self._picks: dict[tuple[str, str, bool], Shape] = {}
+        self._picking = threading.Lock()
 
-    def for_new_box(self, target: Target, spec: FunctionSpec, config: BrevConfig) -> Shape:
+    def for_new_box(
+        self, target: Target, spec: FunctionSpec, config: BrevConfig, pick_for: str | None = None
+    ) -> Shape:
         """The shape of a box made for ``spec``; refuses (`NoMatch`, `NotStoppable`)
-        before anything is created."""
+        before anything is created. With ``pick_for`` (a map's id) the first
+        call's shape serves every later call with the same key."""
+        if pick_for is None:
+            return self._shape(target, spec, config)
+        key = (pick_for, spec.name, target.ephemeral)  # one map: one function, one config
+        with self._picking:
+            shape = self._picks.get(key)
+            if shape is None:
+                shape = self._picks[key] = self._shape(target, spec, config)
+            return shape
+
+    def _shape(self, target: Target, spec: FunctionSpec, config: BrevConfig) -> Shape:
         req = requirements_of(spec)
         pinned = config.instance_type
         if pinned is not None:

@@ -6,10 +6,15 @@ SIGTERM, SIGHUP) during teardown does not skip it: the step is tried again,
 up to three times in all, and the interrupt is raised once it is done. An
 ephemeral box whose deletion could not be confirmed keeps its ledger record,
 so the next `runplz brev` deletes it.
+
+Calls may come from several threads at once (a map's inputs, each with its
+box): reaping is done by one of them at a time, so a dead driver's box is
+deleted once.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from ..domain.brev_instances import BrevCommandError, find
@@ -31,9 +36,14 @@ class BrevTeardown:
         self._instances = instances
         self._ledger = ledger
         self._console = console
+        self._reaping = threading.Lock()
 
     def reap(self) -> None:
         """Delete the boxes the ledger holds for drivers that died, and say so."""
+        with self._reaping:
+            self._reap()
+
+    def _reap(self) -> None:
         for record in self._ledger.orphans(BACKEND):
             name = record.name
             who = f"left by a driver that died (pid {record.driver_pid})"

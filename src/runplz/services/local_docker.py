@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from ..domain.call import FunctionCall
 from ..domain.errors import CommandTimeout, RunTimeout
@@ -13,6 +14,7 @@ from ..domain.naming import container_name
 from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.container_engine import ContainerEngine, ContainerRun, Mount
+from .fan_out import Stops
 from .images import ImageBuilder
 from .repo import anchored_outputs, find_repo_root
 from ..domain.remote_layout import EXIT_TIMED_OUT
@@ -22,6 +24,10 @@ from .settings import LocalSettings
 
 
 class LocalDockerBackend:
+    """Runs a call in a container; several at once for a map (see `stop`)."""
+
+    map_concurrency = os.cpu_count() or 1  # `.map()`'s default K: one container per CPU
+
     def __init__(
         self,
         engine: ContainerEngine,
@@ -37,18 +43,27 @@ class LocalDockerBackend:
         self._clock = clock
         self._settings = settings
         self._runs = runs or RunRecorder.off(clock)
+        self._stops = Stops()
+        self._building = threading.Lock()  # a map's inputs build (or find) the image one at a time
 
     def call(self, call: FunctionCall):
-        with self._runs.begin("local", "docker", call, self._settings.outputs_dir) as record:
-            return self._call(call, record)
+        outputs = call.outputs or self._settings.outputs_dir
+        with self._runs.begin("local", "docker", call, outputs, run_id=call.run_id) as record:
+            return self._call(call, record, outputs)
 
-    def _call(self, call: FunctionCall, record: Recording):
+    def stop(self, call: FunctionCall) -> None:
+        """Stop a map input's run from another thread (`StoppableBackend`): its
+        container is removed, or never started."""
+        if self._stops.ask(call.run_id) and call.run_id:
+            self._engine.remove(container_name(call.app, call.spec.name, call.run_id))
+
+    def _call(self, call: FunctionCall, record: Recording, outputs: str):
         settings = self._settings
         spec = call.spec
         repo_root = find_repo_root(call.script)
-        outputs = settings.outputs_dir
-        anchored = anchored_outputs(outputs, repo_root)
-        with record.phase("build"):
+        anchored = anchored_outputs(settings.outputs_dir, repo_root)  # kept out of the image
+        self._stops.check(record.id)
+        with record.phase("build"), self._building:
             if settings.build:
                 tag = self._images.ensure(
                     call.app, spec.name, spec.image, repo_root, anchored, settings.uid, settings.gid
@@ -80,10 +95,10 @@ class LocalDockerBackend:
                 labels={"runplz.app": call.app, "runplz.function": spec.name, "runplz.run": run},
                 timeout=limit.seconds + BACKUP_SECONDS if limit else None,
             )
-            self._console.info(f"running {spec.name} in {tag} (run {run})")
+            self._console.info(f"running {call.label} in {tag} (run {run})")
             started = self._clock.monotonic()
             try:
-                with record.phase("run"):
+                with record.phase("run"), self._stops.waiting(run):
                     exit_code = self._engine.run(container)
             except CommandTimeout:
                 exit_code = EXIT_TIMED_OUT
@@ -92,7 +107,7 @@ class LocalDockerBackend:
                     f"{spec.name} ran past {limit.reason} and was stopped"
                 )
             self._console.info(
-                f"{spec.name} finished with exit code {exit_code} "
+                f"{call.label} finished with exit code {exit_code} "
                 f"in {self._clock.monotonic() - started:.1f}s"
             )
             return run_dir.settle(exit_code, run)

@@ -1,8 +1,14 @@
-"""The local backend, native mode: a cached venv from the image's pip steps, no Docker."""
+"""The local backend, native mode: a cached venv from the image's pip steps, no Docker.
+
+The job runs under the agent's guard in a session of its own, so it outlives
+a driver killed with SIGKILL; ``RUNPLZ_RUN_ID`` (the run id) in its
+environment, inherited by all it starts, is how `runplz down` finds what is
+left of it then, and never another process."""
 
 from __future__ import annotations
 
 import os
+import threading
 
 from ..domain.call import FunctionCall
 from ..domain.errors import CommandTimeout, RunTimeout
@@ -15,9 +21,11 @@ from ..ports.command_runner import CommandRunner
 from ..ports.console import Console
 from ..ports.python_env import EnvRequest, PythonEnvBuilder
 from .bundle import RuntimeBundle
+from .fan_out import Stops
 from .native_steps import ensure_env, native_steps
 from .repo import find_repo_root
 from ..domain.remote_layout import EXIT_TIMED_OUT
+from ..domain.run_record import JOB_MARK
 from .run_recorder import Recording, RunRecorder
 from .runs import BACKUP_SECONDS, RunDir, dispatch_for, guarded
 from .settings import LocalSettings
@@ -25,6 +33,10 @@ from .tree import TreeScanner
 
 
 class LocalNativeBackend:
+    """Runs a call natively; several at once for a map (see `stop`)."""
+
+    map_concurrency = os.cpu_count() or 1  # `.map()`'s default K: one input per CPU
+
     def __init__(
         self,
         envs: PythonEnvBuilder,
@@ -44,8 +56,10 @@ class LocalNativeBackend:
         self._clock = clock
         self._settings = settings
         self._runs = runs or RunRecorder.off(clock)
+        self._stops = Stops()
+        self._building = threading.Lock()  # a map's inputs make (or find) the venv one at a time
 
-    def _environment(self, call: FunctionCall, repo_root: str) -> str:
+    def _environment(self, call: FunctionCall, repo_root: str) -> tuple[str, str]:
         plan = native_plan(call.spec.image, call.spec.name)
         for warning in plan.warnings:
             self._console.warn(warning)
@@ -54,30 +68,38 @@ class LocalNativeBackend:
         )
         key = digest("venv", self._settings.python, self._settings.python_version, *parts)
         request = EnvRequest(key, self._settings.python, steps)
-        return ensure_env(self._envs, request, self._console, self._clock)
+        return ensure_env(self._envs, request, self._console, self._clock), key
 
     def call(self, call: FunctionCall):
-        with self._runs.begin("local", "native", call, self._settings.outputs_dir) as record:
-            return self._call(call, record)
+        outputs = call.outputs or self._settings.outputs_dir
+        with self._runs.begin("local", "native", call, outputs, run_id=call.run_id) as record:
+            return self._call(call, record, outputs)
 
-    def _call(self, call: FunctionCall, record: Recording):
+    def stop(self, call: FunctionCall) -> None:
+        """Stop a map input's run from another thread (`StoppableBackend`): its
+        job's process group is interrupted, or it never starts."""
+        self._stops.ask(call.run_id)
+
+    def _call(self, call: FunctionCall, record: Recording, outputs: str):
         spec = call.spec
         repo_root = find_repo_root(call.script)
-        with record.phase("build"):
-            python = self._environment(call, repo_root)
-        bundle = self._bundle.materialize()
-        outputs = self._settings.outputs_dir
-        os.makedirs(outputs, exist_ok=True)
         run = record.id
+        self._stops.check(run)
+        with record.phase("build"), self._building:
+            python, key = self._environment(call, repo_root)
+        record.image(f"venv:{key}")
+        bundle = self._bundle.materialize()
+        os.makedirs(outputs, exist_ok=True)
         env = dict(spec.env)
         env["RUNPLZ_OUT"] = outputs
+        env[JOB_MARK] = run  # the mark `runplz down` knows the job's processes by
         limit = run_limit(spec.timeout)
         with RunDir() as run_dir:
             run_dir.write(dispatch_for(call, repo_root, run))
-            self._console.info(f"running {spec.name} natively (run {run})")
+            self._console.info(f"running {call.label} natively (run {run})")
             started = self._clock.monotonic()
             try:
-                with record.phase("run"):
+                with record.phase("run"), self._stops.waiting(run):
                     result = self._runner.run(
                         list(guarded(python, os.path.join(bundle, BOOT_SCRIPT), run_dir.payload, limit.seconds if limit else 0)),
                         cwd=repo_root,
@@ -93,7 +115,7 @@ class LocalNativeBackend:
                     f"{spec.name} ran past {limit.reason} and was stopped"
                 )
             self._console.info(
-                f"{spec.name} finished with exit code {exit_code} "
+                f"{call.label} finished with exit code {exit_code} "
                 f"in {self._clock.monotonic() - started:.1f}s"
             )
             return run_dir.settle(exit_code, run)

@@ -62,6 +62,8 @@ def _without_folder_links(chosen: Selection, console: Console) -> frozenset[str]
 
 
 class ModalBackend:
+    map_unsupported = "modal"  # `.map()` refuses it until Modal's own map is wired in
+
     def __init__(
         self,
         platform: ServerlessPlatform,

@@ -47,6 +47,7 @@ from .bundle import RuntimeBundle
 from .images import ImageBuilder
 from .modal_backend import python_to_add
 from .native_steps import native_steps
+from .plan_slurm import slurm_function
 from .repo import anchored_outputs, check_outputs_dir, find_repo_root
 from .tree import Selection, TreeScanner
 
@@ -156,6 +157,8 @@ class PlanService:
             return "modal"
         if request.backend == "ssh":
             return "docker" if app.ssh_config.use_docker else "native"
+        if request.backend == "slurm":
+            return "native" if app.slurm_config.container == "none" else "registry"
         if request.backend == "brev":
             config = app.brev_config
             return "inline" if config.mode == "container" else ("docker" if config.use_docker else "native")
@@ -170,6 +173,8 @@ class PlanService:
             return f"ssh {ctx.ssh_target()} (a box you own; runplz never provisions or stops it)"
         if backend == "modal":
             return "Modal (an ephemeral app per call)"
+        if backend == "slurm":
+            return f"a Slurm batch job per call, submitted on {ctx.login()} (a .map(): ONE job array)"
         if ctx.request.instance:
             return f"the Brev box {ctx.request.instance} (--instance)"
         return f"a new ephemeral Brev box per call, named runplz-<app>-<function>-{NEW_RUN}, deleted when the call ends"
@@ -182,6 +187,8 @@ class PlanService:
             kind, destination = "modal", "/runplz/repo"
         elif backend == "local":
             kind, destination = "build-context", "/runplz/repo"
+        elif backend == "slurm":
+            kind, destination = "rsync", f"{ctx.login()}:<home>/.runplz/slurm-runs/{NEW_RUN}/{REPO}"
         else:
             kind, destination = "rsync", f"{ctx.where_text()}:~/{run_dir(NEW_RUN)}/{REPO}"
         return Upload(
@@ -203,6 +210,10 @@ class PlanService:
             return self._modal(ctx, spec, implicit)
         if backend == "local":
             return self._local(ctx, spec, implicit)
+        if backend == "slurm":
+            files = len(ctx.selection.files) if ctx.selection is not None else 0
+            return slurm_function(ctx.app, spec, implicit, ctx.login(), ctx.repo_root, self._trees,
+                                  self._bundle.digest(), files, ctx.outputs)
         brev = self._brev(ctx, spec) if backend == "brev" else None
         where = brev.instance if brev is not None else ctx.ssh_target()
         config = ctx.app.brev_config if brev is not None else ctx.app.ssh_config
@@ -372,6 +383,9 @@ class _Context:
 
     def ssh_target(self) -> str:
         return str(parse_target(self.request.host, self.app.ssh_config))
+
+    def login(self) -> str:
+        return str(parse_target(self.request.host)) if self.request.host else "this machine"
 
     def where_text(self) -> str:
         if self.request.backend == "ssh":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain.errors import RemoteError, RunTimeout, TransportError, says_no_space
+from ..domain.errors import ItemCancelled, RemoteError, RunTimeout, TransportError, says_no_space
 from ..domain.limits import RunLimit
 from ..domain.remote_layout import OUT
 from ..domain.spec import FunctionSpec
@@ -38,8 +38,9 @@ class RunFollower:
             jobs.stop(job)
             self._outputs_anyway(job, outputs)
             raise timed_out from None
-        except KeyboardInterrupt:
-            self._console.warn(f"interrupted: stopping the run on {where}")
+        except KeyboardInterrupt as exc:
+            if not isinstance(exc, ItemCancelled):  # a map's input stopped by the map says nothing
+                self._console.warn(f"interrupted: stopping the run on {where}")
             jobs.stop(job)
             self._outputs_anyway(job, outputs)
             raise

@@ -8,6 +8,10 @@ the box (fixed at its upload, whatever runs next); the job runs detached
 under a supervisor that enforces its time limit (it survives a dropped
 connection or a dead driver); the driver follows its log and brings outputs
 back on success and on failure.
+
+The run's record gets the phases connect, upload, build, run and collect (the
+outputs coming home, with their size), and what the job was made from (the
+image's tag in docker mode, the venv's key otherwise).
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from ..protocol.wire import encode_dispatch
 from .bundle import RuntimeBundle
 from .remote_follow import RunFollower
 from .remote_probe import probe_box
-from .remote_run import RemoteJobs, RunPlace
+from .remote_run import RemoteJob, RemoteJobs, RunPlace
 from .remote_setup import JobSetup
 from .remote_upload import Uploader, free_mb, no_space, size_text
 from .repo import anchored_outputs, find_repo_root
-from .run_recorder import Recording, RunRecorder
+from .run_recorder import PhaseMark, Recording, RunRecorder
 from .runs import dispatch_for
 from .tree import TreeScanner
 
@@ -58,9 +62,35 @@ class RemoteRunSettings:
     mode: str = attrs.field(validator=one_of(*MODES))
     max_runtime_seconds: float | None = attrs.field(default=None, validator=optional_positive_number)
     ready_wait_seconds: float = attrs.field(default=1800.0, validator=positive_number)
+    runs_folder: str | None = None  # where the run folders go (default: remote_layout.run_dir)
+    hardware_here: bool = True  # False: the job runs elsewhere (a scheduler's node), so the
+    # probe does not hold the box's hardware against the function's spec
 
 
 SetupFor = Callable[..., JobSetup]  # called with (mode=, transport=)
+# How the job is launched and followed: the agent's supervisor on the box
+# (`RemoteJobs`, the default) or another launcher with its interface (a
+# scheduler's batch job); called with (transport, clock, console, output, bundle, ready_wait).
+JobsFor = Callable[..., RemoteJobs]
+
+
+class _Collecting:
+    """The run's `RemoteJobs` as its follower sees them: bringing the outputs
+    home ends the "run" phase and is the "collect" phase, with its size."""
+
+    def __init__(self, jobs: RemoteJobs, record: Recording, running: PhaseMark) -> None:
+        self._jobs = jobs
+        self._record = record
+        self._running = running
+
+    def fetch_outputs(self, job: RemoteJob, local: str) -> int:
+        self._running.end()
+        with self._record.phase("collect") as collect:
+            collect.size = self._jobs.fetch_outputs(job, local)
+        return collect.size
+
+    def __getattr__(self, name: str) -> Any:  # follow, stop, ...
+        return getattr(self._jobs, name)
 
 
 class RemoteRunPath:
@@ -75,8 +105,10 @@ class RemoteRunPath:
         clock: Clock,
         output: JobOutput,
         runs: RunRecorder | None = None,
+        jobs_for: JobsFor = RemoteJobs,
     ) -> None:
         self._runs = runs or RunRecorder.off(clock)
+        self._jobs_for = jobs_for
         self._transport = transport
         self._settings = settings
         self._setup_for = setup_for
@@ -109,10 +141,10 @@ class RemoteRunPath:
         basis = repo_tree(digest(socket.gethostname(), repo_root))
         checks = {"bundle": f"test -f {bundle}/{BOOT_SCRIPT} && echo yes", **planned}
         run = record.id
-        folder = run_dir(run)
+        folder = f"{settings.runs_folder}/{run}" if settings.runs_folder else run_dir(run)
         where = self._transport.name
         uploader = Uploader(self._transport, self._trees, self._console)
-        jobs = RemoteJobs(
+        jobs = self._jobs_for(
             self._transport, self._clock, self._console, self._output, bundle, settings.ready_wait_seconds
         )
         limit = run_limit(spec.timeout, settings.max_runtime_seconds)
@@ -121,7 +153,10 @@ class RemoteRunPath:
         try:
             with record.phase("connect"):
                 self._transport.connect(wait=settings.ready_wait_seconds)
-                machine = probe_box(self._transport, self._console, spec, checks, setup.docker)
+                shape = spec if settings.hardware_here else attrs.evolve(
+                    spec, gpu=None, min_gpu_memory=None, min_cpu=None, min_memory=None, min_disk=None
+                )
+                machine = probe_box(self._transport, self._console, shape, checks, setup.docker)
             try:
                 with record.phase("upload") as upload:
                     if machine.fact("bundle") != "yes":
@@ -131,6 +166,9 @@ class RemoteRunPath:
                 payload = encode_dispatch(dispatch_for(call, repo_root, run))
                 with record.phase("build"):
                     job = setup.job(call, RunPlace(run, folder, bundle, repo_root, payload), machine)
+                made = getattr(setup, "made_from", None)
+                if made:
+                    record.image(made)
                 job = attrs.evolve(job, limit=limit.seconds if limit else None, basis=(f"{folder}/{REPO}", basis))
             except BaseException as exc:
                 if isinstance(exc, NoSpaceLeft) or (isinstance(exc, BuildError) and says_no_space(str(exc))):
@@ -146,10 +184,15 @@ class RemoteRunPath:
             except KeyboardInterrupt:
                 jobs.stop(job)  # it may have started before the interrupt
                 raise
-            with record.phase("run"):
-                return RunFollower(self._transport, jobs, self._console, self._clock).finish(
-                    job, spec, outputs, run, limit
-                )
+            running = record.start("run")
+            follower = RunFollower(self._transport, _Collecting(jobs, record, running), self._console, self._clock)
+            try:
+                value = follower.finish(job, spec, outputs, run, limit)  # type: ignore[arg-type]
+            except BaseException:
+                running.drop()  # unless the outputs were fetched, it ended unfinished
+                raise
+            running.end()
+            return value
         finally:
             self._transport.close()
 

@@ -3,23 +3,30 @@
 A live driver is asked to stop (SIGTERM), and does what it does on Ctrl-C:
 stops its own job (process group or container), brings the outputs back and
 deletes an ephemeral Brev box. For a driver that is gone, what it left is
-cleaned up here where runplz can name it: the run's local container; on an
-ssh or Brev box, the run's own job (the agent's ``kill`` of its run folder),
-then its outputs are brought home; an ephemeral Brev box is then deleted (and
-forgotten by the ledger).
+cleaned up here where runplz can name it: the run's local container; a local
+native run's job (its processes, told from every other by the run's mark in
+their environment); on an ssh or Brev box, the run's own job (the agent's
+``kill`` of its run folder), then its outputs are brought home; a Slurm
+run's job is cancelled (``scancel``, on its login node); then the
+teardown the run was due: an ephemeral Brev box is deleted (and forgotten by
+the ledger), a named one gets the ``on_finish`` its record says ("stop",
+"delete" or "leave"), unless another live run is using it now.
 """
 
 from __future__ import annotations
 
-from ..domain.brev_instances import BrevError
 from typing import Any, Callable
 
+from ..domain.brev_instances import BrevError, find
+from ..domain.brev_lifecycle import ephemeral_name
 from ..domain.errors import CommandError, RunplzError, TransportError, UsageError
 from ..domain.host import SshTarget, parse_target
+from ..domain.job_stop import JobLeftRunning
 from ..domain.layout import BOOT_SCRIPT
 from ..domain.remote_layout import OUT, bundle_dir, run_dir
 from ..domain.naming import container_name
-from ..domain.run_record import Ended, Note, Started
+from ..domain.run_record import Ended, Event, Note, Started, Teardown
+from ..domain.slurm_state import SchedulerError, noted_job
 from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.container_engine import ContainerEngine
@@ -40,7 +47,11 @@ class RunDown:
         instances: Instances, ledger: BoxLedger,
         transports: Callable[..., Any] | None = None,  # called with target=SshTarget
         bundle_digest: Callable[[], str] | None = None,
+        schedulers: Callable[..., Any] | None = None,  # called with transport=: a `BatchScheduler`
+        login: Callable[[], Any] | None = None,  # this machine as a Slurm login node (a `Transport`)
     ) -> None:
+        self._schedulers = schedulers
+        self._login = login
         self._transports = transports
         self._bundle_digest = bundle_digest
         self._store = store
@@ -67,7 +78,7 @@ class RunDown:
                 )
             self._console.info(f"asked the driver of run {run} to stop; waiting for its cleanup")
             return self._await(run, wait)
-        what = self._after_death(run, started)
+        what = self._after_death(run, started, events)
         self._store.append(run, Note(f"runplz down: {what}", self._clock.now()))
         self._store.append(run, Ended(None, "interrupted", self._clock.now()))
         return f"run {run}: {what}"
@@ -83,7 +94,7 @@ class RunDown:
             self._clock.sleep(0.5)
         return f"run {run}: its driver is still cleaning up after {wait:g}s; `runplz status {run}` shows when it is done"
 
-    def _after_death(self, run: str, started: Started) -> str:
+    def _after_death(self, run: str, started: Started, events: tuple[Event, ...]) -> str:
         """Clean up after a driver that died; what was done, in words."""
         if started.backend == "local" and started.target == "docker":
             name = container_name(started.app, started.function, run)
@@ -92,25 +103,111 @@ class RunDown:
             except CommandError as exc:
                 return f"its driver was gone; removing container {name} failed: {exc}"
             return f"its driver was gone; removed its container {name} (if it was still there)"
-        reached = ""
-        if started.backend in ("ssh", "brev"):
-            reached = self._stop_remote(run, started) + "; "
-        if started.backend == "brev" and any(r.name == started.target for r in self._ledger.records()):
-            try:
-                if any(box.name == started.target for box in self._instances.list()):
-                    self._instances.delete(started.target)
-            except BrevError as exc:
-                return f"its driver was gone; deleting Brev box {started.target} failed: {exc} (run `brev delete {started.target}`)"
-            self._ledger.forget(started.target)
-            return f"its driver was gone; {reached}deleted its ephemeral Brev box {started.target}"
-        if reached:
-            return f"its driver was gone; {reached.rstrip('; ')}"
+        if started.backend == "local" and started.target == "native":
+            return "its driver was gone; " + self._stop_native(run)
+        if started.backend == "brev":
+            return "its driver was gone; " + self._brev(run, started, events)
+        if started.backend == "ssh":
+            return "its driver was gone; " + self._stop_remote(run, started)
+        if started.backend == "slurm":
+            return "its driver was gone; " + self._cancel_slurm(started, events)
         if started.backend == "modal":
             return "its driver was gone; Modal stops an app whose client has gone away"
         return (
             f"its driver was gone; runplz cannot reach what it left on {started.backend} "
             f"({started.target}) yet: stop the job there by hand if it still runs"
         )
+
+    def _brev(self, run: str, started: Started, events: tuple[Event, ...]) -> str:
+        """The job on the box stopped and its outputs home, then the box's teardown."""
+        box = started.target
+        try:
+            found = find(self._instances.list(), box)
+        except BrevError as exc:
+            return (
+                f"{self._stop_remote(run, started)}; could not list the Brev boxes ({exc}), so box {box} "
+                "got no teardown: see `brev ls`"
+            )
+        listed = found is not None
+        if found is None:
+            reached = f"Brev no longer lists box {box}; "
+        elif found.status in ("STOPPED", "STOPPING"):
+            reached = f"Brev box {box} is {found.status}, so no job runs on it; "
+        else:
+            reached = self._stop_remote(run, started) + "; "
+        if not self._ephemeral(run, started):
+            return reached + self._finish_named(run, box, events)
+        try:
+            if listed:
+                self._instances.delete(box)
+        except BrevError as exc:
+            return f"{reached}deleting Brev box {box} failed: {exc} (run `brev delete {box}`)"
+        self._ledger.forget(box)
+        return reached + (f"deleted its ephemeral Brev box {box}" if listed else "forgot its ephemeral box")
+
+    def _ephemeral(self, run: str, started: Started) -> bool:
+        """Whether the run's Brev box was its own: the ledger holds it, or it has
+        the name only this run's ephemeral box can have (a run id is unique)."""
+        if any(r.name == started.target for r in self._ledger.records()):
+            return True
+        try:
+            return started.target == ephemeral_name(started.app, started.function, run)
+        except UsageError:
+            return False
+
+    def _stop_native(self, run: str) -> str:
+        """Stop what a local native run's job left running here."""
+        try:
+            found = self._store.stop_job(run)
+        except JobLeftRunning as exc:
+            return exc.words()
+        if found is None:
+            return "runplz cannot look for its job's processes on this system: stop the job by hand if it still runs"
+        if not found:
+            return "no process of its job was left running"
+        return f"stopped its job ({found} process{'es' if found != 1 else ''})"
+
+    def _finish_named(self, run: str, box: str, events: tuple[Event, ...]) -> str:
+        """The ``on_finish`` a named Brev box was due, as its driver would have applied it."""
+        due = next((e.action for e in reversed(events) if isinstance(e, Teardown) and e.box == box), None)
+        if due is None:
+            return f"left Brev box {box} as it is (its record does not say what on_finish it was due)"
+        if due not in ("stop", "delete"):
+            return f"left Brev box {box} as it is (on_finish={due!r})"
+        user = self._user_of(run, box)
+        if user is not None:
+            return f"left Brev box {box} running (on_finish={due!r}): run {user} is using it now"
+        try:
+            found = find(self._instances.list(), box)
+            if found is None:
+                return f"nothing to {due} (on_finish={due!r})"
+            if due == "stop" and found.status == "STOPPED":
+                return f"Brev box {box} was stopped already (on_finish='stop')"
+            if due == "stop":
+                self._instances.stop(box)
+            else:
+                self._instances.delete(box)
+        except BrevError as exc:
+            return f"{'stopping' if due == 'stop' else 'deleting'} Brev box {box} failed: {exc} (run `brev {due} {box}`)"
+        return f"{'stopped' if due == 'stop' else 'deleted'} Brev box {box} (on_finish={due!r})"
+
+    def _user_of(self, run: str, box: str) -> str | None:
+        """Another run on ``box`` that is not over (its driver lives), if any."""
+        for other in self._store.runs():
+            if other == run:
+                continue
+            try:
+                events = self._store.events(other)
+                if not events or not isinstance(events[0], Started):
+                    continue
+                if events[0].backend != "brev" or events[0].target != box:
+                    continue
+                if any(isinstance(e, Ended) for e in events) or not self._store.driver_alive(other):
+                    continue
+            except RunplzError:  # a record removed or unreadable meanwhile
+                continue
+            return other
+        return None
 
     def _stop_remote(self, run: str, started: Started) -> str:
         """Kill the run's own job on its box and bring its outputs home; what happened, in words."""
@@ -133,3 +230,26 @@ class RunDown:
         except (TransportError, CommandError, OSError) as exc:
             return f"could not stop the job on {started.target}: {exc}"
         return f"stopped its job on {started.target} and brought {pulled.received} bytes of outputs to {started.outputs}"
+
+    def _cancel_slurm(self, started: Started, events: tuple[Event, ...]) -> str:
+        """``scancel`` the run's Slurm job (its record notes the job id)."""
+        job = noted_job(e.text for e in events if isinstance(e, Note))
+        if job is None:
+            return "its record names no Slurm job (it was never submitted)"
+        if self._schedulers is None or self._transports is None or self._login is None:
+            return f"could not reach Slurm to cancel job {job}: run `scancel {job}` on the login node"
+        where = started.target
+        try:
+            transport = self._login() if where == "local" else self._transports(target=parse_target(where))
+            transport.connect(wait=60)
+            try:
+                scheduler = self._schedulers(transport=transport)
+                scheduler.cancel(job)
+                deadline = self._clock.monotonic() + 30
+                while not scheduler.state(job).ended and self._clock.monotonic() < deadline:
+                    self._clock.sleep(0.5)
+            finally:
+                transport.close()
+        except (TransportError, CommandError, SchedulerError, UsageError, OSError) as exc:
+            return f"could not cancel Slurm job {job} on {where}: {exc} (run `scancel {job}` there)"
+        return f"cancelled Slurm job {job} on {where}"

@@ -6,6 +6,7 @@ the shared remote run path, in Docker or native mode as `SshConfig` says.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import attrs
@@ -34,16 +35,38 @@ class SshSettings:
 
 
 class SshBackend:
+    """Runs calls on the box. A run closes the transport it used when it ends,
+    so runs that overlap (a map's inputs) each need a transport of their own:
+    with ``transports`` (called with ``target=``) each map input gets one and
+    up to `MAP_CONCURRENCY` run at once; without it calls take turns."""
+
+    MAP_CONCURRENCY = 4
+
     def __init__(
         self,
         transport: Transport,
         paths: Callable[..., RemoteRunPath],  # called with (transport=, settings=)
         settings: SshSettings,
+        transports: Callable[..., Transport] | None = None,
     ) -> None:
         self._transport = transport
         self._paths = paths
         self._settings = settings
+        self._transports = transports
+        self._turns = threading.Lock()
+
+    @property
+    def map_concurrency(self) -> int:
+        """`.map()`'s default K on this box."""
+        return self.MAP_CONCURRENCY if self._transports is not None else 1
 
     def call(self, call: FunctionCall) -> Any:
-        path = self._paths(transport=self._transport, settings=self._settings.run_settings())
-        return path.call(call)
+        settings = self._settings.run_settings()
+        outputs = getattr(call, "outputs", None)
+        if outputs:  # a map input's own folder
+            settings = attrs.evolve(settings, outputs_dir=outputs)
+        if getattr(call, "index", None) is not None and self._transports is not None:
+            transport = self._transports(target=self._settings.target)
+            return self._paths(transport=transport, settings=settings).call(call)
+        with self._turns:
+            return self._paths(transport=self._transport, settings=settings).call(call)

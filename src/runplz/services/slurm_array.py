@@ -1,0 +1,332 @@
+"""A ``.map()`` on Slurm as ONE job array: the remote run path's launcher for it.
+
+The run path (`RemoteRunPath`) connects, uploads the repo once and builds the
+venv once (under its lock), as for one call; then `ArrayJobs.start` writes one
+task folder per input into the run folder (``tasks/<index>/``: the input's
+payload, its ``out/``, its log and, at its end, its result and exit code)
+and submits ``sbatch --array=0-(N-1)%K`` once. On its node each task picks
+its folder by ``$SLURM_ARRAY_TASK_ID``.
+
+`ArrayJobs.follow` then watches the array until every input is reported:
+each look asks the scheduler for every task's state (``squeue -r``; sacct
+only for tasks squeue no longer lists) and reads the folders of the tasks
+that run or ended (one command), at the slurm backend's poll rate, backing
+off while nothing changes. A task that ended has its result settled, its
+outputs moved home into its own ``<outputs>/<index>`` (that folder only) and
+its log written out, and is reported through the map's `ItemSink`. Once the
+map's cancel is set (a failure with ``return_exceptions=False``, Ctrl-C, the
+caller stopping) the whole array is ``scancel``-ed, the started inputs'
+outputs come home, and they are reported as `ItemCancelled`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from typing import Any, Callable, Sequence
+
+from ..domain.call import FunctionCall
+from ..domain.errors import CommandError, ConnectionLost, ItemCancelled, RemoteError, RunTimeout, TransportError
+from ..domain.layout import PAYLOAD_FILE
+from ..domain.payload import PROTOCOL, Result, Returned
+from ..domain.remote_layout import CTL, OUT
+from ..domain.slurm import TASK_FOLDER, array_range, batch_script, container_argv, env_file, job_name, sbatch_directives
+from ..domain.slurm_state import JobState, SchedulerError
+from ..ports.backend import Cancel, ItemSink
+from ..protocol.wire import encode_dispatch, encode_result
+from .remote_run import Finished, RemoteJob
+from .repo import find_repo_root
+from .runs import dispatch_for, settle_text
+from .slurm_jobs import STOP_WAIT, SlurmJobs, run_home
+
+TASKS = "tasks"  # inside the run folder: one folder per input, by index
+LOG = "job.log"
+LOG_LIMIT = 1 << 20  # at most this much of a task's log is written out (its end)
+
+# Writes files (and makes folders) from JSON on stdin: {"dirs": [...], "files": {path: [text, mode]}}.
+_WRITE = (
+    "import json, os, sys\n"
+    "spec = json.load(sys.stdin)\n"
+    "for folder in spec['dirs']:\n"
+    "    os.makedirs(folder, exist_ok=True)\n"
+    "for path, (text, mode) in spec['files'].items():\n"
+    "    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)\n"
+    "    os.fchmod(fd, mode)\n"
+    "    with os.fdopen(fd, 'w') as handle:\n"
+    "        handle.write(text)\n"
+    "    os.replace(path + '.tmp', path)\n"
+)
+# Reads task folders: argv = tasks folder, then indices ("e" prefix: Slurm ended it, read it all).
+# Prints {index: {"code": int|None, "result": text|None, "out": bool, "log": text}} for each
+# task that has an exit code or was named ended; others are left out.
+_READ = (
+    "import json, os, sys\n"
+    "root, found = sys.argv[1], {}\n"
+    "def text(path, limit=None):\n"
+    "    try:\n"
+    "        with open(path, 'rb') as handle:\n"
+    "            if limit:\n"
+    "                handle.seek(max(0, os.path.getsize(path) - limit))\n"
+    "            return handle.read().decode('utf-8', 'replace')\n"
+    "    except OSError:\n"
+    "        return None\n"
+    "for word in sys.argv[2:]:\n"
+    "    index = word.lstrip('e')\n"
+    "    folder = os.path.join(root, index)\n"
+    "    code = text(os.path.join(folder, 'exit_code'))\n"
+    "    if code is None and not word.startswith('e'):\n"
+    "        continue\n"
+    "    out = os.path.join(folder, 'out')\n"
+    "    found[index] = {'code': int(code) if code and code.strip().isdigit() else None,\n"
+    "        'result': text(os.path.join(folder, 'result.json')),\n"
+    "        'out': os.path.isdir(out) and any(os.scandir(out)),\n"
+    f"        'log': text(os.path.join(folder, 'job.log'), {LOG_LIMIT}) or ''}}\n"
+    "json.dump(found, sys.stdout)\n"
+)
+
+
+def array_script(job: RemoteJob, spec: Any, config: Any, app: str, count: int, limit: int) -> str:
+    """The array job's batch script (what `ArrayJobs.start` submits)."""
+    home = run_home(job)
+    folder = f"{home}/{job.run_dir}"
+    tasks = f"{folder}/{TASKS}"
+    directives = sbatch_directives(
+        spec, config, name=job_name(app, spec.name), chdir=job.cwd, output=f"{tasks}/%a/{LOG}",
+        limit_seconds=job.limit, array=array_range(count, limit),
+    )
+    argv = [*job.argv[:-1], f"{TASK_FOLDER}/{PAYLOAD_FILE}"]  # the payload is the task's own
+    command = container_argv(config, spec.image, argv, workdir=home, cwd=job.cwd, gpus=spec.wants_gpu)
+    return batch_script(directives, f"{folder}/{CTL}", command, tasks=tasks)
+
+
+class ArrayJobs(SlurmJobs):
+    """`SlurmJobs` for a map: ``calls`` (each with its index, run id and
+    outputs) as one array job, at most ``concurrency`` tasks at a time,
+    reported through ``sink``, stopped by ``cancel``; ``on_task`` is told each
+    input's end in words (the run's record keeps it)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        calls: Sequence[FunctionCall],
+        concurrency: int,
+        sink: ItemSink,
+        cancel: Cancel,
+        on_task: Callable[[str], None] = lambda text: None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._calls = list(calls)
+        self._limit = concurrency
+        self._sink = sink
+        self._cancel = cancel
+        self._on_task = on_task
+        self._started: set[int] = set()
+        self._reported: set[int] = set()
+        self._cancelled = False
+        self.received = 0  # bytes of outputs moved home
+        self.submit_seconds = 0.0  # writing the task folders and sbatch
+
+    # ---------------------------------------------------------------- start
+
+    def start(self, job: RemoteJob) -> None:
+        began = self._clock.monotonic()
+        home = run_home(job)
+        folder = f"{home}/{job.run_dir}"
+        repo_root = find_repo_root(self._calls[0].script)
+        files = {f"{folder}/{CTL}/env": [env_file(job.env), 0o600]}
+        dirs = [f"{folder}/{CTL}"]
+        for index, call in enumerate(self._calls):
+            task = f"{folder}/{TASKS}/{index}"
+            dirs.append(f"{task}/{OUT}")
+            payload = encode_dispatch(dispatch_for(call, repo_root, call.run_id or f"{job.run_dir}-{index}"))
+            files[f"{task}/{PAYLOAD_FILE}"] = [payload, 0o600]
+        script = array_script(job, self._spec, self._config, self._app, len(self._calls), self._limit)
+        files[f"{folder}/{CTL}/job.sh"] = [script, 0o700]
+        written = self._transport.run(
+            ["python3", "-c", _WRITE], input=json.dumps({"dirs": dirs, "files": files}).encode(), timeout=300
+        )
+        if written.exit_code != 0:
+            raise TransportError(
+                f"writing the run's files on {self._transport.name} failed: {written.stderr.strip()[-500:]}"
+            )
+        if self._cancel.is_set():  # cancelled while uploading and building: submit nothing
+            raise ItemCancelled("the map was cancelled before its job array was submitted")
+        job_id = self._scheduler.submit(script)
+        self.job_ids[job.run_dir] = job_id
+        self.submit_seconds = self._clock.monotonic() - began
+        self._on_submit(job_id)
+        count = len(self._calls)
+        self._console.info(
+            f"submitted {self._spec.name} to Slurm on {self._transport.name} as job array {job_id} "
+            f"({count} task{'s' if count != 1 else ''}, at most {min(self._limit, count)} at a time)"
+        )
+
+    # ---------------------------------------------------------------- follow
+
+    def _tasks(self, job_id: str) -> list[JobState]:
+        while True:
+            try:
+                return self._scheduler.tasks(job_id, len(self._calls))
+            except ConnectionLost as exc:
+                self._reconnect(str(exc))
+
+    def _read(self, job: RemoteJob, words: list[str]) -> dict[int, dict]:
+        if not words:
+            return {}
+        tasks = f"{run_home(job)}/{job.run_dir}/{TASKS}"
+        while True:
+            try:
+                done = self._transport.run(["python3", "-c", _READ, tasks, *words], timeout=300)
+            except ConnectionLost as exc:
+                self._reconnect(str(exc))
+                continue
+            if done.exit_code == 255:
+                self._reconnect(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
+                continue
+            if done.exit_code != 0:
+                raise TransportError(
+                    f"reading the tasks' results on {self._transport.name} failed: {done.stderr.strip()[-500:]}"
+                )
+            return {int(key): value for key, value in json.loads(done.stdout or "{}").items()}
+
+    def follow(self, job: RemoteJob, deadline: float | None) -> Finished:
+        """Watch the array until every input is reported (each task is held to its
+        ``--time`` by Slurm, so ``deadline`` is not the driver's to keep)."""
+        job_id = self.job_ids[job.run_dir]
+        count = len(self._calls)
+        config, clock = self._config, self._clock
+        wait, shown_at, submitted = config.poll_seconds, clock.monotonic(), clock.monotonic()
+        try:
+            while len(self._reported) < count:
+                if self._cancel.is_set():
+                    self._wind_down(job, job_id)
+                    raise ItemCancelled(f"the map's job array {job_id} was cancelled")
+                states = self._tasks(job_id)
+                open_ = [index for index in range(count) if index not in self._reported]
+                words = [("e" if states[i].ended else "") + str(i) for i in open_ if not states[i].waiting]
+                seen = self._read(job, words)
+                changed = False
+                for index in open_:
+                    state, info = states[index], seen.get(index)
+                    if index not in self._started and (info is not None or not (state.waiting or state.state == "UNKNOWN")):
+                        self._started.add(index)
+                        self._sink.started(index)
+                        changed = True
+                    if info is not None:
+                        self._finish(job, index, state, info)
+                        changed = True
+                if not self._started and clock.monotonic() - shown_at >= 60:
+                    reason = next((s.reason for s in states if s.waiting and s.reason), "")
+                    self._console.info(
+                        f"Slurm job array {job_id} is PENDING{f' ({reason})' if reason else ''}; "
+                        f"waited {clock.monotonic() - submitted:.0f}s so far"
+                    )
+                    shown_at = clock.monotonic()
+                wait = config.poll_seconds if changed else min(wait * 1.5, config.max_poll_seconds)
+                if len(self._reported) < count:
+                    self._cancel.wait(wait)
+        except ItemCancelled:
+            raise
+        except KeyboardInterrupt:
+            self._wind_down(job, job_id)
+            raise
+        done = encode_result(Result(PROTOCOL, job.run_dir.rsplit("/", 1)[-1], Returned(None)))
+        return Finished(0, done, False, None)
+
+    def _finish(self, job: RemoteJob, index: int, state: JobState, info: dict) -> None:
+        """Settle one ended task, bring its outputs home, report it."""
+        call = self._calls[index]
+        self._pull(job, index, info)
+        log = info.get("log") or ""
+        if log:
+            self._output.write(log.encode())
+        try:
+            outcome: tuple[bool, Any] = (True, self._settle(job, index, state, info))
+        except (RemoteError, RunTimeout) as exc:
+            outcome = (False, exc)
+        self._reported.add(index)
+        code = info.get("code")
+        self._on_task(
+            f"input {index} (run {call.run_id}): " + ("returned" if outcome[0] else f"failed: {outcome[1]}")
+            + (f" (exit code {code})" if code is not None else f" (Slurm: {state.state})")
+        )
+        (self._sink.finished if outcome[0] else self._sink.failed)(index, outcome[1])
+
+    def _settle(self, job: RemoteJob, index: int, state: JobState, info: dict) -> Any:
+        call, job_id = self._calls[index], self.job_ids[job.run_dir]
+        code, result = info.get("code"), info.get("result") or None
+        if code is None:  # Slurm ended the task before its script wrote its code: Slurm's end stands
+            if state.state == "TIMEOUT":
+                raise RunTimeout(f"{call.label} ran past its --time in Slurm job {job_id}_{index}; Slurm stopped it")
+            code = state.exit_code if state.exit_code else (0 if result else 1)
+            if result is None:
+                raise RemoteError(
+                    "RunplzSupervisorLost",
+                    f"Slurm job {job_id}_{index} {state.why()} (sacct: {state.state}, exit code {code})",
+                    "", code or 255,
+                )
+        return settle_text(result, code, call.run_id or "")
+
+    def _pull(self, job: RemoteJob, index: int, info: dict) -> None:
+        """Move the task's outputs (its folder only) into the input's own outputs folder."""
+        call = self._calls[index]
+        local = call.outputs
+        if not local:
+            return
+        os.makedirs(local, exist_ok=True)
+        if not info.get("out"):
+            return
+        remote = posixpath.join(job.run_dir, TASKS, str(index), OUT)
+        try:
+            self._transport.connect(wait=min(self._ready_wait, 60))
+            pulled = self._transport.pull(remote, local, move=True)
+        except TransportError as exc:
+            self._console.warn(f"{exc}; input {index}'s outputs stay on {self._transport.name} in {remote}")
+            return
+        self.received += pulled.received
+        for path, why in pulled.dropped:
+            self._console.warn(f"left {path} of input {index}'s outputs on {self._transport.name}: {why}")
+
+    # ---------------------------------------------------------------- stop
+
+    def _wind_down(self, job: RemoteJob, job_id: str) -> None:
+        """Cancel the whole array, then report each started input not yet reported
+        as `ItemCancelled` (its outputs brought home first)."""
+        self._scancel(job_id)
+        open_ = sorted(self._started - self._reported)
+        try:
+            seen = self._read(job, [f"e{index}" for index in open_])
+        except (TransportError, CommandError):
+            seen = {}
+        for index in open_:
+            self._pull(job, index, seen.get(index) or {})
+            self._reported.add(index)
+            self._on_task(f"input {index} (run {self._calls[index].run_id}): cancelled")
+            self._sink.failed(index, ItemCancelled(f"input {index} was cancelled (Slurm job {job_id}_{index})"))
+
+    def _scancel(self, job_id: str) -> None:
+        if self._cancelled:
+            return
+        self._cancelled = True
+        try:
+            self._transport.connect(wait=min(self._ready_wait, 60))
+            self._scheduler.cancel(job_id)
+            self._console.info(f"cancelled Slurm job array {job_id}")
+            deadline = self._clock.monotonic() + STOP_WAIT
+            while self._clock.monotonic() < deadline:
+                if all(s.ended or s.state == "UNKNOWN" for s in self._scheduler.tasks(job_id, len(self._calls))):
+                    break
+                self._clock.sleep(0.5)
+        except (TransportError, CommandError, SchedulerError) as exc:
+            self._console.warn(f"could not cancel Slurm job array {job_id} on {self._transport.name}: {exc}")
+
+    def stop(self, job: RemoteJob) -> None:
+        job_id = self.job_ids.get(job.run_dir)
+        if job_id is not None:
+            self._scancel(job_id)
+
+    def fetch_outputs(self, job: RemoteJob, local: str) -> int:
+        """Each input's outputs came home as it ended: nothing is left to fetch."""
+        return self.received

@@ -1,0 +1,190 @@
+"""The remote run path's launcher for a Slurm cluster: the job goes to ``sbatch``
+instead of the agent's supervisor.
+
+The run folder is on the cluster's shared file system. `start` writes the
+payload, the job's environment (``ctl/env``, mode 600: no value on a command
+line or in squeue) and the batch script (``ctl/job.sh``) there, and submits
+the script; on its node the script runs the same entry the agent would, its
+output going to ``ctl/job.log`` and its exit code to ``ctl/exit_code``. So
+`follow` streams the log with the agent's ``follow`` (over the login node)
+while squeue says the job runs, shows a waiting job's reason and how long it
+waited, and takes the end from sacct when the script wrote none (cancelled,
+past its ``--time``, out of memory, a lost node). The scheduler is asked at
+a low rate that backs off (``poll_seconds`` to ``max_poll_seconds``).
+`stop` is ``scancel``; Slurm ends the job at its ``--time`` even when no
+driver is left.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from ..domain.config import SlurmConfig
+from ..domain.errors import CommandError, ConnectionLost, TransportError
+from ..domain.remote_layout import CTL, PENDING_MARK, REPO, RESULT_MARK
+from ..domain.slurm import batch_script, container_argv, env_file, job_name, sbatch_directives
+from ..domain.slurm_state import JobState, SchedulerError
+from ..domain.spec import FunctionSpec
+from ..ports.scheduler import BatchScheduler
+from .remote_run import FOLLOW_SECONDS, Finished, RemoteJob, RemoteJobs, _marked
+
+# Writes a run's ctl files from JSON on stdin: {"ctl": ..., "files": {name: [text, mode]}}.
+_WRITE = (
+    "import json, os, sys\n"
+    "spec = json.load(sys.stdin)\n"
+    "os.makedirs(spec['ctl'], exist_ok=True)\n"
+    "os.makedirs(os.path.join(os.path.dirname(spec['ctl']), 'out'), exist_ok=True)\n"
+    "for name, (text, mode) in spec['files'].items():\n"
+    "    path = os.path.join(spec['ctl'], name)\n"
+    "    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)\n"
+    "    os.fchmod(fd, mode)\n"
+    "    with os.fdopen(fd, 'w') as handle:\n"
+    "        handle.write(text)\n"
+    "    os.replace(path + '.tmp', path)\n"
+)
+STOP_WAIT = 30.0  # seconds for a cancelled job to leave the queue
+
+
+def run_home(job: RemoteJob) -> str:
+    """The absolute folder the run folders are relative to (the workdir)."""
+    tail = f"/{job.run_dir}/{REPO}"
+    if not job.cwd.endswith(tail):
+        raise ValueError(f"the job's cwd {job.cwd!r} is not its run's repo")
+    return job.cwd[: -len(tail)]
+
+
+def render_script(job: RemoteJob, spec: FunctionSpec, config: SlurmConfig, app: str) -> str:
+    """The batch script of ``job`` (what `start` submits; `runplz plan` shows it too)."""
+    home = run_home(job)
+    ctl = f"{home}/{job.run_dir}/{CTL}"
+    directives = sbatch_directives(
+        spec, config, name=job_name(app, spec.name), chdir=job.cwd, output=f"{ctl}/job.log", limit_seconds=job.limit
+    )
+    command = container_argv(config, spec.image, job.argv, workdir=home, cwd=job.cwd, gpus=spec.wants_gpu)
+    return batch_script(directives, ctl, command)
+
+
+class SlurmJobs(RemoteJobs):
+    def __init__(
+        self,
+        *args: Any,
+        scheduler: BatchScheduler,
+        config: SlurmConfig,
+        spec: FunctionSpec,
+        app: str,
+        on_submit: Callable[[str], None] = lambda job: None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._scheduler = scheduler
+        self._config = config
+        self._spec = spec
+        self._app = app
+        self._on_submit = on_submit
+        self.job_ids: dict[str, str] = {}  # run folder -> Slurm job id
+
+    def start(self, job: RemoteJob) -> None:
+        script = render_script(job, self._spec, self._config, self._app)
+        ctl = f"{run_home(job)}/{job.run_dir}/{CTL}"
+        files = {"payload.json": [job.payload, 0o600], "env": [env_file(job.env), 0o600], "job.sh": [script, 0o700]}
+        written = self._transport.run(
+            ["python3", "-c", _WRITE], input=json.dumps({"ctl": ctl, "files": files}).encode(), timeout=300
+        )
+        if written.exit_code != 0:
+            raise TransportError(
+                f"writing the run's files on {self._transport.name} failed: {written.stderr.strip()[-500:]}"
+            )
+        job_id = self._scheduler.submit(script)
+        self.job_ids[job.run_dir] = job_id
+        self._on_submit(job_id)
+        self._console.info(f"submitted {self._spec.name} to Slurm on {self._transport.name} as job {job_id}")
+
+    def _look(self, job_id: str) -> JobState:
+        while True:
+            try:
+                return self._scheduler.state(job_id)
+            except ConnectionLost as exc:
+                self._reconnect(str(exc))
+
+    def follow(self, job: RemoteJob, deadline: float | None) -> Finished:
+        """Stream the job's log until it ends. ``deadline`` is not the driver's to
+        keep: Slurm holds the job to its ``--time`` from when it starts, however
+        long it waited."""
+        job_id = self.job_ids[job.run_dir]
+        offset = 0
+
+        def take(chunk: bytes) -> None:
+            nonlocal offset
+            offset += len(chunk)
+            self._output.write(chunk)
+
+        clock = self._clock
+        submitted = clock.monotonic()
+        wait, look_at, shown_at = self._config.poll_seconds, 0.0, 0.0
+        seen: tuple[str, str] | None = None
+        final: JobState | None = None
+        while True:
+            now = clock.monotonic()
+            if final is None and now >= look_at:
+                state = self._look(job_id)
+                if (state.state, state.reason) != seen or (state.waiting and now - shown_at >= 60):
+                    self._show(job_id, state, now - submitted)
+                    seen, shown_at = (state.state, state.reason), now
+                look_at, wait = now + wait, min(wait * 1.5, self._config.max_poll_seconds)
+                if state.ended:
+                    final = state
+                elif state.waiting or state.state == "UNKNOWN":
+                    clock.sleep(max(0.0, look_at - clock.monotonic()))
+                    continue
+            budget = 1.0 if final is not None else min(FOLLOW_SECONDS, max(1.0, look_at - clock.monotonic()))
+            try:
+                result = self._transport.run(
+                    self._agent("follow", job.run_dir, str(offset), f"{budget:g}"), on_output=take
+                )
+            except ConnectionLost as exc:
+                self._reconnect(str(exc))
+                continue
+            record = _marked(result.stderr, RESULT_MARK)
+            if record is not None:
+                data = json.loads(record)
+                return Finished(int(data["exit_code"]), data.get("result"), False, data.get("note"))
+            if _marked(result.stderr, PENDING_MARK) is None:
+                if result.exit_code == 255:
+                    self._reconnect(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
+                    continue
+                raise TransportError(
+                    f"following the job on {self._transport.name} failed: {result.stderr.strip()[-500:]}"
+                )
+            if final is not None:
+                return self._ended_without_code(job, job_id, final)
+
+    def _show(self, job_id: str, state: JobState, waited: float) -> None:
+        if state.waiting:
+            reason = f" ({state.reason})" if state.reason else ""
+            self._console.info(f"Slurm job {job_id} is {state.state}{reason}; waited {waited:.0f}s so far")
+        elif not state.ended and state.state != "UNKNOWN":
+            self._console.info(f"Slurm job {job_id} is {state.state}")
+
+    def _ended_without_code(self, job: RemoteJob, job_id: str, final: JobState) -> Finished:
+        """The job ended without its script's own exit code: Slurm's end stands."""
+        read = self._transport.run(["cat", f"{job.run_dir}/{CTL}/result.json"], timeout=120)
+        result = read.stdout if read.exit_code == 0 and read.stdout.strip() else None
+        code = final.exit_code if final.exit_code else (0 if result else 1)
+        note = None if result else f"Slurm job {job_id} {final.why()} (sacct: {final.state}, exit code {code})"
+        return Finished(code, result, final.state == "TIMEOUT", note)
+
+    def stop(self, job: RemoteJob) -> None:
+        """``scancel`` the run's job, and wait (a while) until it left the queue."""
+        job_id = self.job_ids.get(job.run_dir)
+        if job_id is None:
+            return
+        try:
+            self._transport.connect(wait=min(self._ready_wait, 60))
+            self._scheduler.cancel(job_id)
+            self._console.info(f"cancelled Slurm job {job_id}")
+            deadline = self._clock.monotonic() + STOP_WAIT
+            while not self._scheduler.state(job_id).ended and self._clock.monotonic() < deadline:
+                self._clock.sleep(0.5)
+        except (TransportError, CommandError, SchedulerError) as exc:
+            self._console.warn(f"could not cancel Slurm job {job_id} on {self._transport.name}: {exc}")
