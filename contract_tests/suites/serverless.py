@@ -6,13 +6,17 @@ import io
 import os
 import tarfile
 import textwrap
+import threading
+import time
 
 import pytest
 
 from runplz import __version__
+from runplz.domain.errors import ItemCancelled
 from runplz.domain.image import Image
 from runplz.domain.modal_resources import ModalResources
 from runplz.domain.payload import PROTOCOL, Dispatch, Raised, Returned
+from runplz.ports.backend import ItemSink
 from runplz.ports.serverless import ServerlessJob, ServerlessPlatform
 from runplz.protocol.wire import decode_result, encode_dispatch
 from runplz.services.bundle import RuntimeBundle
@@ -54,6 +58,42 @@ class ServerlessFixtures:
             )
 
         return make
+
+
+def payload_for(*args) -> str:
+    return encode_dispatch(Dispatch(PROTOCOL, __version__, "run-1", "contract", "job.py", "main", list(args), {}))
+
+
+class Reports(ItemSink):
+    """What a map reported, in order, and the most inputs that were running at once."""
+
+    def __init__(self, on_started=None) -> None:
+        self.events: list[tuple[str, int, object]] = []
+        self.most = 0
+        self._running = 0
+        self._lock = threading.Lock()
+        self._on_started = on_started
+
+    def started(self, index: int) -> None:
+        with self._lock:
+            self.events.append(("started", index, None))
+            self._running += 1
+            self.most = max(self.most, self._running)
+        if self._on_started is not None:
+            self._on_started(index)
+
+    def finished(self, index: int, value) -> None:
+        with self._lock:
+            self.events.append(("finished", index, value))
+            self._running -= 1
+
+    def failed(self, index: int, error: BaseException) -> None:
+        with self._lock:
+            self.events.append(("failed", index, error))
+            self._running -= 1
+
+    def ended(self) -> dict[int, tuple[str, object]]:
+        return {index: (kind, value) for kind, index, value in self.events if kind != "started"}
 
 
 def archive_names(data: bytes) -> dict[str, bytes]:
@@ -115,3 +155,34 @@ class AbstractServerlessTests:
         assert outcome.timed_out and outcome.exit_code == 124
         assert outcome.result is None
         assert archive_names(outcome.outputs) == {"early.txt": b"x"}
+
+    def test_a_map_reports_each_payload_by_index_at_most_k_at_once(self, platform, make_job):
+        body = (
+            "open(os.path.join(os.environ['RUNPLZ_OUT'], 'n.txt'), 'w').write(str(args[0]))\n"
+            "time.sleep(0.5 if args[0] == 0 else 0)\n"
+            "if args[0] == 2:\n    raise ValueError('two fails')\n"
+            "return args[0] * 10"
+        )
+        job = make_job(body)
+        reports = Reports()
+        platform.map(job, [payload_for(n) for n in range(4)], 2, reports, threading.Event())
+        ended = reports.ended()
+        assert sorted(ended) == [0, 1, 2, 3] and reports.most <= 2
+        assert [index for kind, index, _ in reports.events if kind == "started"] == [0, 1, 2, 3]
+        for index, (kind, outcome) in ended.items():
+            assert kind == "finished", outcome
+            assert archive_names(outcome.outputs) == {"n.txt": str(index).encode()}
+            if index == 2:
+                assert outcome.exit_code == 1 and decode_result(outcome.result).outcome.type == "ValueError"
+            else:
+                assert outcome.exit_code == 0 and decode_result(outcome.result).outcome == Returned(index * 10)
+
+    def test_a_cancelled_map_stops_its_running_inputs_and_starts_no_more(self, platform, make_job):
+        job = make_job("time.sleep(120)")
+        cancel = threading.Event()
+        reports = Reports(on_started=lambda index: threading.Timer(1.0, cancel.set).start())
+        began = time.monotonic()
+        platform.map(job, [payload_for(n) for n in range(3)], 1, reports, cancel)
+        assert time.monotonic() - began < 60
+        assert [(kind, index) for kind, index, _ in reports.events] == [("started", 0), ("failed", 0)]
+        assert isinstance(reports.events[-1][2], ItemCancelled)

@@ -236,11 +236,9 @@ class ContainerManager:
                 exception=(f"Container {run.task_id} exited with code {run.returncode} after {elapsed:.1f}s"
                            " without returning a result"),
             )
-        call.output = api_pb2.FunctionGetOutputsItem(
-            result=result, idx=0, input_id=call.input_id, task_id=run.task_id,
-            data_format=api_pb2.DATA_FORMAT_PICKLE,
-        )
-        call.done.set()
+        self.state.finish(call, api_pb2.FunctionGetOutputsItem(
+            result=result, input_id=call.input_id, task_id=run.task_id, data_format=api_pb2.DATA_FORMAT_PICKLE,
+        ))
 
     def _kill(self, run: ContainerRun) -> None:
         if run.process is not None and run.process.returncode is None:

@@ -135,6 +135,14 @@ class ModalFake:
         """RPCs the client made that the fake answered UNIMPLEMENTED."""
         return list(self.state.unimplemented)
 
+    def kill_container(self, run) -> None:
+        """Kill one container from outside, as Modal does one that ran out of memory:
+        its input fails without a result."""
+        async def kill() -> None:
+            self._server.containers._kill(run)
+
+        self._server.call(kill())
+
     def fail_image_builds(self, message: str | None) -> None:
         """Make every later image build fail with `message` (None: succeed again)."""
         self.state.image_build_failure = message

@@ -70,7 +70,8 @@ class AppRpcs:
 
     async def AppStop(self, stream) -> None:
         request: api_pb2.AppStopRequest = await stream.recv_message()
-        await self.containers.stop_app(request.app_id)
+        self.state.stopped_apps.add(request.app_id)
+        await self.containers.stop_app(request.app_id, grace_s=0.0)
         await self.logs.disconnect(request.app_id)
         await stream.send_message(empty_pb2.Empty())
 

@@ -62,15 +62,13 @@ class ContainerRpcs:
         request: api_pb2.FunctionPutOutputsRequest = await stream.recv_message()
         run = self._run_for(stream)
         for output in request.outputs:
-            call = next((c for c in self.state.calls.values() if c.input_id == output.input_id), None)
-            if call is None or call.done.is_set():
-                continue
-            call.output = api_pb2.FunctionGetOutputsItem(
-                result=output.result, idx=0, input_id=output.input_id, data_format=output.data_format,
+            call = self.state.calls.get(output.input_id)
+            if call is None or not self.state.finish(call, api_pb2.FunctionGetOutputsItem(
+                result=output.result, input_id=output.input_id, data_format=output.data_format,
                 task_id=run.task_id if run else "", input_started_at=output.input_started_at,
                 output_created_at=output.output_created_at,
-            )
-            call.done.set()
+            )):
+                continue
             if run is not None:
                 asyncio.get_running_loop().create_task(self.containers.finish_soon(run))
         await stream.send_message(empty_pb2.Empty())

@@ -1,5 +1,6 @@
 """Client-side function RPCs: precreate/create (recorded), map/put-inputs (start a container per
-input), get-outputs (long-poll until the container's result is in), cancel, and blobs.
+input; a function call holds one input for `.remote()`, many for `.map()`), get-outputs (long-poll
+for the outputs not yet returned, in the order they finished), cancel, and blobs.
 """
 
 from __future__ import annotations
@@ -92,16 +93,20 @@ class FunctionRpcs:
     async def _start_call(self, function_id: str, call_id: str, item: api_pb2.FunctionPutInputsItem) -> Call:
         call = Call(call_id=call_id, function_id=function_id, input_id=self.state.new_id("in"),
                     item=item, done=asyncio.Event())
-        self.state.calls[call_id] = call
+        self.state.add_call(call)
         app_id = self.state.function_app.get(function_id, "")
+        if app_id in self.state.stopped_apps:  # as on Modal: a stopped app takes no more inputs
+            self.state.finish(call, api_pb2.FunctionGetOutputsItem(
+                input_id=call.input_id, result=api_pb2.GenericResult(
+                    status=api_pb2.GenericResult.GENERIC_STATUS_TERMINATED, exception="the app was stopped")))
+            return call
         try:
             await self.containers.launch(call, app_id)
         except Exception as exc:  # surface launcher problems as a failed call, not a hang
-            call.output = api_pb2.FunctionGetOutputsItem(
+            self.state.finish(call, api_pb2.FunctionGetOutputsItem(
                 input_id=call.input_id, result=api_pb2.GenericResult(
                     status=api_pb2.GenericResult.GENERIC_STATUS_INTERNAL_FAILURE,
-                    exception=f"modal-fake could not start a container: {exc!r}"))
-            call.done.set()
+                    exception=f"modal-fake could not start a container: {exc!r}")))
         return call
 
     async def FunctionMap(self, stream) -> None:
@@ -126,18 +131,24 @@ class FunctionRpcs:
         await stream.send_message(api_pb2.FunctionPutInputsResponse(inputs=items))
 
     async def FunctionGetOutputs(self, stream) -> None:
+        """The call's outputs after ``last_entry_id`` ("<n>-0"), long-polling up to ``timeout`` for one."""
         request: api_pb2.FunctionGetOutputsRequest = await stream.recv_message()
-        call = self.state.calls.get(request.function_call_id)
-        if call is None:
-            await stream.send_message(api_pb2.FunctionGetOutputsResponse(num_unfinished_inputs=0))
-            return
         try:
-            await asyncio.wait_for(call.done.wait(), timeout=max(0.0, min(request.timeout, 50.0)))
-        except asyncio.TimeoutError:
-            await stream.send_message(api_pb2.FunctionGetOutputsResponse(num_unfinished_inputs=1, last_entry_id="0-0"))
-            return
+            after = int((request.last_entry_id or "0-0").split("-")[0])
+        except ValueError:
+            after = 0
+        deadline = asyncio.get_running_loop().time() + max(0.0, min(request.timeout, 50.0))
+        while True:  # inputs may still be arriving (FunctionPutInputs): look again each time
+            calls = self.state.inputs_of(request.function_call_id)
+            ready = sorted((c for c in calls if c.done.is_set() and c.entry > after), key=lambda c: c.entry)
+            if ready or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        unfinished = sum(not c.done.is_set() for c in calls)
+        last = f"{ready[-1].entry}-0" if ready else (request.last_entry_id or "0-0")
         await stream.send_message(api_pb2.FunctionGetOutputsResponse(
-            outputs=[call.output], idxs=[0], num_unfinished_inputs=0, last_entry_id="1-0"))
+            outputs=[c.output for c in ready], idxs=[c.item.idx for c in ready],
+            num_unfinished_inputs=unfinished, last_entry_id=last))
 
     async def FunctionCallCancel(self, stream) -> None:
         request: api_pb2.FunctionCallCancelRequest = await stream.recv_message()

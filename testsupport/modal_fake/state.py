@@ -60,6 +60,7 @@ class Call:
     done: asyncio.Event
     output: api_pb2.FunctionGetOutputsItem | None = None
     delivered: bool = False  # the container fetched the input
+    entry: int = 0  # the output's place in its function call's output stream (1, 2, ...), once done
 
 
 @dataclass
@@ -80,13 +81,33 @@ class State:
     file_store: dict[str, str] = field(default_factory=dict)  # sha256 -> host path of the content
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     secret_order: list[str] = field(default_factory=list)
-    calls: dict[str, Call] = field(default_factory=dict)
+    calls: dict[str, Call] = field(default_factory=dict)  # input id -> its call (one per input)
+    call_inputs: dict[str, list[str]] = field(default_factory=dict)  # function call id -> its input ids, in order
+    output_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    stopped_apps: set[str] = field(default_factory=set)  # AppStop'd: inputs put later never start
     apps: dict[str, dict] = field(default_factory=dict)
     containers: list[Any] = field(default_factory=list)  # container.ContainerRun records
     image_build_failure: str | None = None  # set by a test to make every image build fail
     unimplemented: list[str] = field(default_factory=list)
     rpc_log: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # exceptions raised inside the fake's handlers
+
+    def add_call(self, call: Call) -> None:
+        self.calls[call.input_id] = call
+        self.call_inputs.setdefault(call.call_id, []).append(call.input_id)
+
+    def inputs_of(self, call_id: str) -> list[Call]:
+        return [self.calls[input_id] for input_id in self.call_inputs.get(call_id, [])]
+
+    def finish(self, call: Call, output: api_pb2.FunctionGetOutputsItem) -> bool:
+        """Record ``call``'s output (its ``idx`` set to the input's) once; False if it already had one."""
+        if call.done.is_set():
+            return False
+        output.idx = call.item.idx
+        call.output = output
+        call.entry = next(self.output_counter)
+        call.done.set()
+        return True
 
     def new_id(self, prefix: str) -> str:
         """A fresh Modal-looking object id, e.g. 'fu-000003'."""

@@ -10,14 +10,18 @@ real adapter.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import sys
 import tempfile
+import threading
+from typing import Any, Sequence
 
 import attrs
 
-from ..domain.errors import RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
+from ..domain.errors import ItemCancelled, RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
 from ..domain.limits import modal_timeout_message
+from ..ports.backend import Cancel, ItemSink
 from ..ports.serverless import ServerlessJob, ServerlessOutcome
 from ..runtime import runplz_modal_entry
 
@@ -52,6 +56,43 @@ class FakeModal:
     def run(self, job: ServerlessJob) -> ServerlessOutcome:
         self.jobs.append(job)
         self._refuse(job)
+        return self._execute(job, None)
+
+    def map(
+        self, job: ServerlessJob, payloads: Sequence[str], concurrency: int, sink: ItemSink, cancel: Cancel
+    ) -> None:
+        """Each payload as its own job, on up to ``concurrency`` threads, in order."""
+        self._refuse(job)
+        todo: "queue.Queue[int]" = queue.Queue()
+        for index in range(len(payloads)):
+            todo.put(index)
+
+        def work() -> None:
+            while not cancel.is_set():
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    return
+                one = attrs.evolve(job, payload=payloads[index])
+                self.jobs.append(one)
+                sink.started(index)
+                try:
+                    outcome: Any = self._execute(one, cancel)
+                except Exception as exc:
+                    sink.failed(index, exc)
+                    continue
+                if cancel.is_set() and outcome.exit_code == runplz_modal_entry.EXIT_CANCELLED:
+                    sink.failed(index, ItemCancelled(f"input {index} was cancelled"))
+                else:
+                    sink.finished(index, outcome)
+
+        workers = [threading.Thread(target=work, daemon=True) for _ in range(min(concurrency, len(payloads)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    def _execute(self, job: ServerlessJob, cancel: Cancel | None) -> ServerlessOutcome:
         folder = tempfile.mkdtemp(prefix="runplz-fake-modal-")
         try:
             repo = os.path.join(folder, "repo")
@@ -61,7 +102,7 @@ class FakeModal:
             deadline = job.deadline if not self.faults.kill_at_timeout else job.resources.timeout
             reply = runplz_modal_entry.execute(
                 job.payload, deadline, repo, job.bundle_dir, os.path.join(folder, "out"), self.python, env,
-                grace=job.grace,
+                grace=job.grace, cancel=cancel,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -11,14 +11,16 @@ import importlib.util
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, Sequence
 
-from ..domain.errors import MissingExtra, RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
+from ..domain.errors import ItemCancelled, MissingExtra, RunTimeout, ServiceAuthError, ServiceError, ServiceUnreachable
 from ..domain.limits import modal_timeout_message
 from ..ports.log_sink import LogSink
+from ..ports.backend import Cancel, ItemSink
 from ..ports.serverless import ServerlessJob, ServerlessOutcome
 from .stream_tee import teed
 from .modal_image import ModalPlaces, modal_image
+from .modal_map import ModalMap
 
 ENTRY_MODULE = "runplz_modal_entry"  # Modal imports the entry file under its stem, from /root
 _ENTRY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime", "runplz_modal_entry.py")
@@ -91,7 +93,8 @@ def translate(exc: BaseException, modal: Any, job: ServerlessJob) -> Exception |
 
 
 class ModalPlatform:
-    """Runs each job as an ephemeral Modal app: ``app.run()`` then ``.remote()``.
+    """Runs each job as an ephemeral Modal app: ``app.run()`` then ``.remote()``
+    (a map: one app, then Modal's ``starmap``).
     What the client prints (its progress and the job's streamed logs) also goes
     to the driver ``log``."""
 
@@ -118,21 +121,27 @@ class ModalPlatform:
             notes=tuple(reply.get("notes") or ()),
         )
 
+    def map(
+        self, job: ServerlessJob, payloads: Sequence[str], concurrency: int, sink: ItemSink, cancel: Cancel
+    ) -> None:
+        """One ephemeral app; Modal's own ``starmap`` over the payloads (see `ModalMap`)."""
+        modal = import_modal()
+        runner = ModalMap(modal, job, payloads, concurrency, sink, cancel, translate)
+        try:
+            with teed(self._log, "modal"):
+                runner.run(*define(modal, job))
+        except (KeyboardInterrupt, SystemExit):
+            runner.give_up(ItemCancelled("the map was interrupted"))
+            raise
+        except BaseException as exc:
+            mapped = translate(exc, modal, job)
+            runner.give_up(mapped or exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+
     def _run(self, modal: Any, job: ServerlessJob) -> dict:
-        places = ModalPlaces(job.repo_root, job.repo_keep, job.bundle_dir, job.add_python)
-        image = modal_image(job.image, places)
-        app = modal.App(job.app)
-        res = job.resources
-        options: dict[str, Any] = {"image": image, "timeout": res.timeout, "name": job.function}
-        if res.gpu is not None:
-            options["gpu"] = res.gpu
-        if res.cpu is not None:
-            options["cpu"] = res.cpu
-        if res.memory_mib is not None:
-            options["memory"] = res.memory_mib
-        if job.env:
-            options["secrets"] = [modal.Secret.from_dict(dict(job.env))]
-        function = app.function(**options)(_entry_function())
+        app, function = define(modal, job)
         stopped: list[BaseException] = []
         with modal.enable_output(), app.run():
             try:
@@ -142,3 +151,21 @@ class ModalPlatform:
                 raise
         # app.run() stops the app on an interrupt, then swallows it: raise it again
         raise stopped[0] if stopped else ServiceError(f"Modal returned nothing for {job.function}")
+
+
+def define(modal: Any, job: ServerlessJob) -> tuple[Any, Any]:
+    """The ephemeral app and its one function, the runplz entry, shaped by ``job``."""
+    places = ModalPlaces(job.repo_root, job.repo_keep, job.bundle_dir, job.add_python)
+    image = modal_image(job.image, places)
+    app = modal.App(job.app)
+    res = job.resources
+    options: dict[str, Any] = {"image": image, "timeout": res.timeout, "name": job.function}
+    if res.gpu is not None:
+        options["gpu"] = res.gpu
+    if res.cpu is not None:
+        options["cpu"] = res.cpu
+    if res.memory_mib is not None:
+        options["memory"] = res.memory_mib
+    if job.env:
+        options["secrets"] = [modal.Secret.from_dict(dict(job.env))]
+    return app, app.function(**options)(_entry_function())

@@ -1,13 +1,14 @@
-"""Port: a serverless platform (Modal) that runs one dispatch in a container it builds."""
+"""Port: a serverless platform (Modal) that runs dispatches in a container it builds."""
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 import attrs
 
 from ..domain.image import Image
 from ..domain.modal_resources import ModalResources
+from .backend import Cancel, ItemSink
 
 
 @attrs.frozen
@@ -72,3 +73,25 @@ class ServerlessPlatform(Protocol):
     """
 
     def run(self, job: ServerlessJob) -> ServerlessOutcome: ...
+
+    def map(
+        self, job: ServerlessJob, payloads: Sequence[str], concurrency: int, sink: ItemSink, cancel: Cancel
+    ) -> None:
+        """Run ``job`` once per payload (``job.payload`` is not used), all in one
+        app of the platform, with the platform's own fan-out.
+
+        - Payloads are handed over in order, at most ``concurrency`` of them
+          unfinished at a time; ``sink.started(i)`` when payload ``i`` is handed
+          over, then exactly one of ``sink.finished(i, ServerlessOutcome)``
+          (the job raising or exiting non-zero included, as in ``run``) or
+          ``sink.failed(i, error)``: `RunTimeout` (the platform killed the
+          container), `ServiceError` (the platform lost the input),
+          `ItemCancelled` (stopped by ``cancel``). Reports may come from
+          another thread.
+        - Once ``cancel`` is set no more payloads are handed over (those are
+          never reported), the running ones are stopped, and ``map`` returns
+          promptly, every started payload reported.
+        - The platform itself failing raises as in ``run``; payloads already
+          started are first reported failed with that error.
+        """
+        ...

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 REPO_DIR = "/runplz/repo"
 BUNDLE_DIR = "/runplz/bundle"
@@ -28,11 +29,17 @@ BOOT_SCRIPT = "runplz_boot.py"
 PAYLOAD_FILE = "payload.json"
 RESULT_FILE = "result.json"
 EXIT_TIMED_OUT = 124
+EXIT_CANCELLED = 130
 
 
-def run(payload: str, deadline: float, grace: float = 10.0) -> dict:
-    """Modal's entry: run the dispatch in this container's fixed places."""
-    return execute(payload, deadline, REPO_DIR, BUNDLE_DIR, OUT_DIR, sys.executable, grace=grace)
+def run(payload: str, deadline: float, grace: float = 10.0, index: int | None = None) -> dict:
+    """Modal's entry: run the dispatch in this container's fixed places.
+
+    ``index`` (one input of a map) comes back in the reply, so the driver knows
+    which input a result is for when Modal gives them as they finish."""
+    reply = execute(payload, deadline, REPO_DIR, BUNDLE_DIR, OUT_DIR, sys.executable, grace=grace)
+    reply["index"] = index
+    return reply
 
 
 def execute(
@@ -44,10 +51,13 @@ def execute(
     python: str,
     env: dict | None = None,
     grace: float = 10.0,
+    cancel=None,
 ) -> dict:
     """Run one dispatch: ``{"exit_code", "result" (text or None), "outputs"
     (tar.gz bytes of ``out``), "timed_out", "notes"}``. ``deadline`` 0 means
-    none; past it the job's group gets SIGTERM, and SIGKILL ``grace`` s later."""
+    none; past it the job's group gets SIGTERM, and SIGKILL ``grace`` s later.
+    ``cancel`` (a `threading.Event`, used on this machine only): once set, the
+    job is stopped the same way and the exit code is 130."""
     os.makedirs(out, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="runplz-run-")
     try:
@@ -64,7 +74,7 @@ def execute(
             env=environ,
             start_new_session=True,
         )
-        exit_code, timed_out = _wait(child, deadline, grace)
+        exit_code, timed_out = _wait(child, deadline, grace) if cancel is None else _watch(child, deadline, grace, cancel)
         notes: list = []
         return {
             "exit_code": exit_code,
@@ -88,6 +98,27 @@ def _wait(child: subprocess.Popen, deadline: float, grace: float) -> tuple[int, 
         raise
     _kill_group(child)  # what the job left running must not write /out while it is packed
     return (128 - code if code < 0 else code), False
+
+
+def _watch(child: subprocess.Popen, deadline: float, grace: float, cancel) -> tuple[int, bool]:
+    """`_wait`, also stopping the job once ``cancel`` is set (exit code 130)."""
+    limit = time.monotonic() + deadline if deadline > 0 else None
+    while True:
+        try:
+            code = child.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            if cancel.is_set():
+                _stop(child, grace)
+                return EXIT_CANCELLED, False
+            if limit is not None and time.monotonic() >= limit:
+                _stop(child, grace)
+                return EXIT_TIMED_OUT, True
+            continue
+        except BaseException:
+            _stop(child, grace)
+            raise
+        _kill_group(child)
+        return (128 - code if code < 0 else code), False
 
 
 def _kill_group(child: subprocess.Popen) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from typing import Sequence
 
 import attrs
 
@@ -20,6 +22,7 @@ from ..domain.limits import modal_deadline, modal_grace, modal_timeout_message
 from ..domain.modal_image_plan import needs_python
 from ..domain.modal_resources import modal_resources
 from ..domain.outputs_limits import OutputsTooLarge, check_archive_size
+from ..ports.backend import Cancel, ItemSink
 from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.serverless import ServerlessJob, ServerlessOutcome, ServerlessPlatform
@@ -61,8 +64,13 @@ def _without_folder_links(chosen: Selection, console: Console) -> frozenset[str]
     return frozenset(keep)
 
 
+MAP_CONCURRENCY = 1000  # a map's default cap on unfinished inputs: Modal's own window; its autoscaler decides
+
+
 class ModalBackend:
-    map_unsupported = "modal"  # `.map()` refuses it until Modal's own map is wired in
+    """`Backend` and `MapBackend` (Modal's own map, in one ephemeral app)."""
+
+    map_concurrency = MAP_CONCURRENCY
 
     def __init__(
         self,
@@ -106,7 +114,7 @@ class ModalBackend:
 
     def call(self, call: FunctionCall):
         modal_resources(call.spec)  # a mistake is refused before a run is recorded
-        with self._runs.begin("modal", "Modal", call, self._settings.outputs_dir) as record:
+        with self._runs.begin("modal", "Modal", call, _outputs(call, self._settings), run_id=call.run_id) as record:
             return self._call(call, record)
 
     def _call(self, call: FunctionCall, record: Recording):
@@ -118,21 +126,41 @@ class ModalBackend:
         with record.phase("run"):
             outcome = self._platform.run(job)
         with record.phase("collect", size=len(outcome.outputs)):
-            self._collect(outcome, run)
+            self._collect(outcome, run, _outputs(call, self._settings))
         self._console.info(
             f"{job.function} finished with exit code {outcome.exit_code} "
             f"in {self._clock.monotonic() - started:.1f}s"
         )
+        return self._settle(job, outcome, run, _outputs(call, self._settings))
+
+    def _settle(self, job: ServerlessJob, outcome: ServerlessOutcome, run: str, outputs: str):
         if outcome.timed_out and outcome.result is None:
             raise RunTimeout(
                 f"{modal_timeout_message(job.function, job.resources.timeout)} "
-                f"(outputs written so far are in {self._settings.outputs_dir})"
+                f"(outputs written so far are in {outputs})"
             )
         return settle_text(outcome.result, outcome.exit_code, run)
 
-    def _collect(self, outcome: ServerlessOutcome, run: str) -> None:
+    def map(self, calls: Sequence[FunctionCall], concurrency: int, sink: ItemSink, cancel: Cancel) -> None:
+        """All of ``calls`` (one function's inputs, each with its ``outputs``
+        folder and ``run_id``) through Modal's own map, in one ephemeral app;
+        each input's outputs archive is unpacked into its own folder."""
+        if not calls:
+            return
+        first = calls[0]
+        job = self._job(first, first.run_id or "")  # refusals, the upload: shared by every input
+        payloads = [
+            encode_dispatch(dispatch_for(call, job.repo_root, call.run_id or f"{first.run_id}-{n}"))
+            for n, call in enumerate(calls)
+        ]
+        self._console.info(
+            f"running {job.function} on Modal over {len(calls)} input{'s' if len(calls) != 1 else ''} "
+            f"({job.resources.gpu or 'CPU'}, timeout {job.resources.timeout}s; Modal's map)"
+        )
+        self._platform.map(job, payloads, concurrency, _MapItems(self, job, calls, sink), cancel)
+
+    def _collect(self, outcome: ServerlessOutcome, run: str, outputs: str) -> None:
         """Measure the archive, then unpack it; a refused archive is kept whole."""
-        outputs = self._settings.outputs_dir
         os.makedirs(outputs, exist_ok=True)
         data = outcome.outputs
         try:
@@ -150,3 +178,59 @@ class ModalBackend:
             self._console.warn(report.warning)
         for member, why in report.refused:
             self._console.warn(f"left out of {outputs}: {member}: {why}")
+
+
+def _outputs(call: FunctionCall, settings: ModalSettings) -> str:
+    """Where the call's files go: its own folder for a map's input, else the bound one."""
+    return call.outputs or settings.outputs_dir
+
+
+class _MapItems:
+    """The `ItemSink` the platform reports a map's inputs to: records each input's
+    run, unpacks its outputs into its folder, settles its result, and passes
+    the input on to the fan-out's sink as a value or an error."""
+
+    def __init__(self, backend: ModalBackend, job: ServerlessJob, calls: Sequence[FunctionCall], sink: ItemSink) -> None:
+        self._backend = backend
+        self._job = job
+        self._calls = calls
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._records: dict[int, Recording] = {}
+
+    def started(self, index: int) -> None:
+        call = self._calls[index]
+        try:
+            record = self._backend._runs.begin("modal", "Modal", call, _outputs(call, self._backend._settings), run_id=call.run_id)
+        except Exception:  # recording never fails a run
+            record = None
+        if record is not None:
+            with self._lock:
+                self._records[index] = record
+        self._sink.started(index)
+
+    def finished(self, index: int, outcome: ServerlessOutcome) -> None:
+        call = self._calls[index]
+        outputs = _outputs(call, self._backend._settings)
+        run = call.run_id or ""
+        try:
+            self._backend._collect(outcome, run, outputs)
+            value = self._backend._settle(self._job, outcome, run, outputs)
+        except Exception as exc:
+            self.failed(index, exc)
+            return
+        self._end(index, None)
+        self._sink.finished(index, value)
+
+    def failed(self, index: int, error: BaseException) -> None:
+        self._end(index, error)
+        self._sink.failed(index, error)
+
+    def _end(self, index: int, error: BaseException | None) -> None:
+        with self._lock:
+            record = self._records.pop(index, None)
+        if record is not None:
+            try:
+                record.__exit__(type(error) if error else None, error, None)
+            except Exception:
+                pass
