@@ -371,3 +371,42 @@ def test_map_inputs_leave_the_status_line_to_the_map_and_share_one_log(job):
     starts = [store.events(run)[0] for run in store.runs()]
     assert sorted(s.index for s in starts) == [0, 1, 2] and len({s.map_id for s in starts}) == 1
     assert len({s.log for s in starts}) == 1
+
+
+def test_every_input_of_a_map_gets_its_own_run_id_even_when_the_random_part_repeats(monkeypatch):
+    """Ids made in one second differ only in 3 random bytes: two inputs sharing
+    one would share a box, a run folder or a container."""
+    from runplz.services import fan_out as fan
+
+    repeats = iter(["20240101-000000-aaaaaa"] * 3 + [f"20240101-000000-{i:06x}" for i in range(10)])
+    monkeypatch.setattr(fan, "new_run_id", lambda clock: next(repeats))
+    map_id, items = fan.item_calls(_calls(4), "/out", FakeClock())
+    ids = [map_id] + [item.run_id for item in items]
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_stop_waits_for_a_shielded_block_then_lands():
+    """Outputs being fetched (or a box being deleted) are not cut short by a map's stop."""
+    from runplz.services import fan_out as fan
+    from runplz.services.map_shield import shielded
+
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def work():
+        try:
+            with shielded():
+                inside.set()
+                release.wait(5)
+                seen.append("block finished")
+            seen.append("after the block")  # never: the held stop lands as the block ends
+        except ItemCancelled:
+            seen.append("cancelled")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert inside.wait(5)
+    assert fan._interrupt(thread)  # held, not raised
+    time.sleep(0.2)
+    release.set()
+    thread.join(5)
+    assert seen == ["block finished", "cancelled"]

@@ -264,3 +264,24 @@ def test_permission_denied_is_not_called_a_credentials_problem():
     mapped = translate(modal.exception.PermissionDeniedError("no GPU access on this plan"), modal, job)
     assert isinstance(mapped, ServiceError) and not isinstance(mapped, ServiceAuthError)
     assert "no GPU access" in str(mapped)
+
+
+def test_each_input_in_a_warm_container_starts_with_an_empty_outputs_folder(tmp_path):
+    """Modal hands the next input of a map to a warm container: what an earlier
+    input wrote to /out must not travel home again in this input's archive."""
+    import io
+    import sys
+    import tarfile
+
+    from runplz.runtime import runplz_modal_entry
+
+    bundle, repo, out = tmp_path / "bundle", tmp_path / "repo", tmp_path / "out"
+    bundle.mkdir(), repo.mkdir(), out.mkdir()
+    (out / "from-the-last-input.txt").write_text("old")
+    (bundle / runplz_modal_entry.BOOT_SCRIPT).write_text(
+        "import os, sys\nopen(os.path.join(os.environ['RUNPLZ_OUT'], 'mine.txt'), 'w').write('new')\n"
+    )
+    reply = runplz_modal_entry.execute("{}", 0, str(repo), str(bundle), str(out), sys.executable)
+    with tarfile.open(fileobj=io.BytesIO(reply["outputs"])) as archive:
+        names = {name.lstrip("./") for name in archive.getnames()} - {""}
+    assert names == {"mine.txt"}

@@ -37,6 +37,11 @@ MANAGED = frozenset({
     "job-name", "time", "requeue", "no-requeue", "gres", "gpus", "cpus-per-task", "mem", "tmp",
     "partition", "account", "qos", "constraint", "test-only",
 })
+# sbatch's one-letter names for them
+_MANAGED_SHORT = {
+    "o": "output", "e": "error", "D": "chdir", "J": "job-name", "t": "time", "p": "partition",
+    "A": "account", "q": "qos", "C": "constraint", "c": "cpus-per-task", "a": "array", "G": "gpus",
+}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")  # partition, account, qos
 _CONSTRAINT = re.compile(r"[A-Za-z0-9_.:\-\[\]()&|*!,]{1,256}")
 _EXTRA = re.compile(r"--?([A-Za-z][A-Za-z0-9-]*)(?:[= ](\S.*))?")
@@ -81,10 +86,16 @@ def extra_directive(text: Any) -> str:
             f"SlurmConfig.extra_directives holds sbatch options like '--mail-type=END' (one line each); "
             f"got {show(text)}"
         )
-    if match.group(1) in MANAGED:
+    name = match.group(1)
+    if option.startswith("--"):
+        # sbatch takes any unambiguous prefix of a long option (--ti=, --exp=)
+        clash = next((m for m in sorted(MANAGED) if m.startswith(name)), None)
+    else:
+        clash = _MANAGED_SHORT.get(name[0])  # "-t0" is -t with the value 0
+    if clash is not None:
         raise ConfigError(
-            f"SlurmConfig.extra_directives may not set --{match.group(1)}: runplz sets it "
-            "(use the SlurmConfig field or the function's spec)"
+            f"SlurmConfig.extra_directives may not set --{clash} (as {option.split('=')[0].split()[0]}): "
+            "runplz sets it (use the SlurmConfig field or the function's spec)"
         )
     return option
 

@@ -58,6 +58,9 @@ def execute(
     none; past it the job's group gets SIGTERM, and SIGKILL ``grace`` s later.
     ``cancel`` (a `threading.Event`, used on this machine only): once set, the
     job is stopped the same way and the exit code is 130."""
+    # Modal hands a warm container the next input of a map: each input starts
+    # with an empty outputs folder, so its archive holds its own files only.
+    shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="runplz-run-")
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from .map_shield import shielded
 from ..domain.brev_instances import BrevCommandError, find
 from ..domain.brev_lifecycle import Finish, Target
 from ..ports.console import Console
@@ -70,7 +71,8 @@ class BrevTeardown:
             self._console.info(f"leaving Brev box {name} as it is (on_finish='leave')")
             return
         doing = "deleting" if action == "delete" else "stopping"
-        self._shielded(target, doing, lambda: self._apply(target, action, made, attempted))
+        with shielded():  # a map's stop of this input waits until the box is dealt with
+            self._shielded(target, doing, lambda: self._apply(target, action, made, attempted))
 
     def _apply(self, target: Target, action: Finish, made: bool, attempted: bool = False) -> None:
         name = target.name

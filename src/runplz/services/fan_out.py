@@ -20,6 +20,7 @@ import attrs
 
 from ..domain.call import FunctionCall
 from ..domain.errors import ItemCancelled
+from .map_shield import interrupt_unless_shielded
 from ..domain.fan_out import Arrivals, MapOptions, Outcome, Tally, indexed, item_folder
 from ..ports.backend import Backend, Cancel, ItemSink, MapBackend, StoppableBackend
 from ..ports.clock import Clock
@@ -43,9 +44,14 @@ def item_calls(calls: Sequence[FunctionCall], outputs: str, clock: Clock) -> tup
     the backend makes it when the input starts), run id, map id and index."""
     map_id = new_run_id(clock)
     items = []
+    taken = {map_id}
     for index, call in enumerate(calls):
         folder = os.path.join(outputs, item_folder(index))
-        items.append(attrs.evolve(call, outputs=folder, run_id=new_run_id(clock), map_id=map_id, index=index))
+        run = new_run_id(clock)
+        while run in taken:  # ids of one second share all but 3 random bytes: a clash would share a box or folder
+            run = new_run_id(clock)
+        taken.add(run)
+        items.append(attrs.evolve(call, outputs=folder, run_id=run, map_id=map_id, index=index))
     return map_id, items
 
 
@@ -54,8 +60,12 @@ def _interrupt(thread: threading.Thread) -> bool:
     ident = thread.ident
     if ident is None or not thread.is_alive():
         return False
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(ItemCancelled))
-    return done == 1
+
+    def now() -> bool:
+        done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(ItemCancelled))
+        return done == 1
+
+    return interrupt_unless_shielded(ident, now)  # outputs being fetched or a box being deleted: at the end
 
 
 class Stops:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .map_shield import shielded
 from ..domain.errors import ItemCancelled, RemoteError, RunTimeout, TransportError, says_no_space
 from ..domain.limits import RunLimit
 from ..domain.remote_layout import OUT
@@ -45,7 +46,8 @@ class RunFollower:
             self._outputs_anyway(job, outputs)
             raise
         try:
-            received = jobs.fetch_outputs(job, outputs)
+            with shielded():  # a map's stop of this input waits for its outputs
+                received = jobs.fetch_outputs(job, outputs)
         except TransportError as exc:
             raise type(exc)(
                 f"{exc}; the outputs stay on {where} in ~/{job.run_dir}/{OUT} ({spec.name} itself "
@@ -62,7 +64,8 @@ class RunFollower:
     def _outputs_anyway(self, job: RemoteJob, outputs: str) -> None:
         """Bring outputs home on the way out of a failed run, without hiding why it failed."""
         try:
-            self._jobs.fetch_outputs(job, outputs)
+            with shielded():
+                self._jobs.fetch_outputs(job, outputs)
         except TransportError as exc:
             self._console.warn(f"{exc}; the outputs stay on {self._transport.name} in ~/{job.run_dir}/{OUT}")
 
