@@ -124,6 +124,10 @@ def test_a_pid_that_changed_hands_after_the_look_is_never_signalled(pidfds):
     marked = _marked(mark, RUN_A)
     _, start = marked_processes._stat(marked.pid)
     held = marked_processes._Process.hold(marked.pid, start, pidfds)
+    # Start times count in clock ticks (10 ms): a pid steered back within the
+    # same tick would look like the same process. Real pid reuse needs the
+    # whole pid space to wrap first, never within one tick.
+    time.sleep(0.05)
     marked.kill()
     marked.wait()  # reaped: its pid is free for the next process
     stranger = _with_pid(marked.pid)
