@@ -11,12 +11,10 @@ import time
 import pytest
 
 from runplz import RemoteError
-from runplz.adapters.fake_console import RecordingConsole
-from runplz.adapters.job_output import RecordingJobOutput
-from runplz.container import make_container
-from runplz.loader import load_app
 
 from .jobs import make_repo
+
+from .test_slurm_backend import Bound as SlurmBound, cache, cluster  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.real
 
@@ -41,33 +39,10 @@ def square(x: int, fail_at: int = -1, slow: float = 0.0) -> dict:
 '''
 
 
-class Bound:
-    def __init__(self, script, outputs, cache):
-        self.console = RecordingConsole()
-        self.output = RecordingJobOutput()
-        container = make_container(str(cache))
-        container.console.override(self.console)
-        container.job_output.override(self.output)
-        self.module, self.app = load_app(str(script))
-        self.app.bind("slurm", host="runplz-slurm", outputs_dir=str(outputs), container=container)
-        self.outputs = outputs
-
+class Bound(SlurmBound):
     def array_id(self) -> str:
         line = next(m for m in reversed(self.console.infos) if "as job array" in m)
         return re.search(r"as job array (\d+)", line).group(1)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture
-def cluster(slurm_cluster, slurm_login):
-    yield slurm_cluster
-    leftover = slurm_cluster.queue()
-    if leftover:
-        slurm_cluster.run("scancel", *leftover)
 
 
 @pytest.fixture
