@@ -18,6 +18,7 @@ from runplz.domain.errors import UsageError
 from runplz.domain.job_stop import JobLeftRunning
 from runplz.domain.run_record import JOB_MARK, Ended, Note
 from testsupport.real import unavailable
+from testsupport.tiny_disk import fill, mounted_tmpfs
 
 from .suites.run_store import RUN_A, RUN_B, T0, started
 
@@ -30,26 +31,8 @@ def folder(tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 64 KiB tmpfs (needs root), unmounted afterwards."""
-    where = tmp_path / "tiny"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        unavailable(f"cannot mount a tmpfs: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tiny") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(where) -> None:
-    """Fill the file system of ``where`` to the last byte."""
-    with open(os.path.join(where, "filler"), "wb", buffering=0) as handle:
-        for size in (4096, 512, 1):
-            try:
-                while True:
-                    handle.write(b"f" * size)
-            except OSError:
-                continue
 
 
 def test_only_processes_that_carry_the_runs_mark_are_signalled(folder):

@@ -13,7 +13,7 @@ import pytest
 
 from runplz.adapters import marked_processes
 from runplz.domain.run_record import JOB_MARK
-from testsupport.real import unavailable
+from testsupport.tiny_disk import fill, mounted_tmpfs
 from testsupport.signals import default_signals
 
 from .jobs import make_repo
@@ -230,25 +230,8 @@ def test_down_after_a_killed_driver_stops_the_native_job_and_nothing_else(repo, 
 @pytest.fixture
 def tiny_state(tmp_path, env):
     """A state folder on a 64 KiB tmpfs (needs root), unmounted afterwards."""
-    where = tmp_path / "tiny-state"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        unavailable(f"cannot mount a tmpfs: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tiny-state") as where:
         yield where, {**env, "RUNPLZ_STATE_DIR": str(where)}
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(where) -> None:
-    with open(os.path.join(where, "filler"), "wb", buffering=0) as handle:
-        for size in (4096, 512, 1):
-            try:
-                while True:
-                    handle.write(b"f" * size)
-            except OSError:
-                continue
 
 
 def _warnings(stderr: str) -> list[str]:
@@ -266,7 +249,7 @@ def test_a_disk_that_fills_mid_run_costs_one_warning_not_the_run(repo, tiny_stat
         seen.append(line)
         if line.startswith("line 1"):
             break
-    _fill(where)
+    fill(where)
     out, err = driver.communicate(timeout=120)
     out = "".join(seen) + out
     assert driver.returncode == 0, err
@@ -280,7 +263,7 @@ def test_a_disk_that_fills_mid_run_costs_one_warning_not_the_run(repo, tiny_stat
 
 def test_a_full_disk_before_the_run_costs_one_warning_not_the_run(repo, tiny_state):
     where, env = tiny_state
-    _fill(where)
+    fill(where)
     done = runplz(repo, env, "local", "--native", "job.py", "--lines=3")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "3"
