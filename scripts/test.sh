@@ -3,6 +3,10 @@
 #
 #   bash scripts/test.sh [PYTEST ARGS...]
 #
+# With no arguments it runs the whole suite as two pytest processes at once: the
+# real-part tests (marked `real`) and, beside them, the fast ones; with arguments,
+# one plain pytest run with those arguments.
+#
 # On Debian/Ubuntu as root it installs what the real-part tests drive (docker.io,
 # mmdebstrap, openssh-server, rsync, sudo, iptables; slurmctld, slurmd, slurm-client,
 # slurmdbd, munge and mariadb-server for the throwaway Slurm cluster); the tests
@@ -44,4 +48,25 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
+
+# The whole suite: the real-part tests spend most of their time waiting on daemons,
+# boxes and jobs, so the fast tests (fakes, properties) run beside them on the other
+# core; their report follows the real tests' one. Either failing fails the run.
+fast_log=$(mktemp)
+trap 'rm -f "$fast_log"' EXIT
+.venv/bin/python -m pytest -m "not real" -p no:cacheprovider >"$fast_log" 2>&1 &
+fast=$!
+real_rc=0
+.venv/bin/python -m pytest -m real || real_rc=$?
+fast_rc=0
+wait "$fast" || fast_rc=$?
+echo
+echo "=== the fast tests (run beside the real ones) ==="
+cat "$fast_log"
+if [ "$real_rc" -ne 0 ] || [ "$fast_rc" -ne 0 ]; then
+    echo "scripts/test.sh: real tests exit $real_rc, fast tests exit $fast_rc" >&2
+    exit $(( real_rc != 0 ? real_rc : fast_rc ))
+fi
