@@ -50,15 +50,16 @@ def test_only_processes_that_carry_the_runs_mark_are_signalled(folder):
     )
     # A whole marked group whose leader ignores SIGTERM: killed after the grace.
     stubborn = subprocess.Popen(
-        ["bash", "-c", "trap '' TERM; sleep 123 & while :; do sleep 0.1; done"],
+        ["bash", "-c", "trap '' TERM; sleep 123 & sleep 124 & while :; do sleep 0.1; done"],
         env={**os.environ, JOB_MARK: RUN_A}, start_new_session=True,
     )
     everyone = (unmarked, other_run, prefix, mixed, stubborn)
     try:
         deadline = time.monotonic() + 10
-        while len(marked_processes.scan(mark)[0]) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)  # bash, its sleep 123, its loop's sleep; the mixed group's sleep 121
         found = marked_processes.scan(mark)[0]
+        while len(found) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # bash, its sleeps 123 and 124 (its loop's sleep comes and goes); the mixed group's 121
+            found = marked_processes.scan(mark)[0]
         assert len(found) >= 4 and mixed.pid not in found and stubborn.pid in found
         assert store.stop_job(RUN_A) >= len(found)  # and what the looping bash started meanwhile
         assert marked_processes.scan(mark)[0] == {}
