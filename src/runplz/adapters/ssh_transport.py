@@ -36,6 +36,7 @@ from ..ports.command_runner import CommandResult, CommandRunner, Input
 from ..ports.transport import Pulled
 
 PERSIST_SECONDS = 30
+_EARLY_ATTEMPTS = {1: 5, 2: 10}  # ConnectTimeout of the first attempts while a wait has time left
 CONNECT_TIMEOUT = 15  # ssh's ConnectTimeout for the master (`runplz ps` uses less: its checks have a budget)
 _PREFIX = "runplz-ssh-"
 _FATAL = (
@@ -149,7 +150,7 @@ class SshTransport:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
         return os.path.join(self._folder, "master")
 
-    def _options(self, master: bool = False) -> list[str]:
+    def _options(self, master: bool = False, connect_timeout: int | None = None) -> list[str]:
         options = [
             "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=accept-new",
@@ -160,7 +161,7 @@ class SshTransport:
         if master:
             options += [
                 "-o", "ControlMaster=yes", "-o", f"ControlPersist={PERSIST_SECONDS}",
-                "-o", f"ConnectTimeout={self._connect_timeout}",
+                "-o", f"ConnectTimeout={connect_timeout or self._connect_timeout}",
             ]
         else:
             options += ["-o", "ControlMaster=no", "-o", "ProxyCommand=false"]
@@ -183,13 +184,15 @@ class SshTransport:
 
     def connect(self, wait: float = 0) -> None:
         deadline = self._clock.monotonic() + max(0.0, wait)
-        delay = 0.5
+        delay, attempt = 0.5, 0
         while True:
             if self.alive():
                 return
             if os.path.exists(self.control_path):
                 os.unlink(self.control_path)  # a stale socket of a master that died
-            result = self._call([self._ssh, *self._options(master=True), "-N", "-f", self._target.host], timeout=120)
+            attempt += 1
+            options = self._options(master=True, connect_timeout=self._attempt_timeout(attempt, deadline))
+            result = self._call([self._ssh, *options, "-N", "-f", self._target.host], timeout=120)
             if result.exit_code == 0:
                 return
             reason = _last(result.stderr) or f"ssh exited {result.exit_code}"
@@ -203,6 +206,18 @@ class SshTransport:
                 raise Unreachable(f"{self.name} did not answer ssh within {wait:g}s: {reason}")
             self._clock.sleep(min(delay, left))
             delay = min(delay * 2, 10.0)
+
+    def _attempt_timeout(self, attempt: int, deadline: float) -> int:
+        """ssh's ConnectTimeout for this attempt. While waiting for a box that may
+        still be booting (its address drops packets until it is up), the first
+        attempts give up sooner (5 s, then 10 s) so a box that comes up is reached
+        within seconds, not after a whole timeout; the last attempt, and every
+        attempt once the early ones failed, get the full timeout."""
+        left = deadline - self._clock.monotonic()
+        early = _EARLY_ATTEMPTS.get(attempt)
+        if early is None or left <= early:
+            return self._connect_timeout
+        return min(early, self._connect_timeout)
 
     def alive(self) -> bool:
         if self._folder is None or not os.path.exists(self.control_path):
