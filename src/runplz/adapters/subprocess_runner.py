@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import IO, Callable, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
 from ..domain.errors import CommandError, CommandNotFound, CommandTimeout
 from ..ports.command_runner import CommandResult, Input
@@ -111,7 +111,13 @@ def _feed(stream: IO[bytes], data: Input) -> None:
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:  # no group yet: a child interrupted before its setsid
+        if proc.returncode is None:  # not reaped, so the pid is still the child's
+            try:
+                os.kill(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+    except PermissionError:
         pass
 
 
@@ -164,6 +170,26 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+class _Child(subprocess.Popen):
+    """`subprocess.Popen` that hands itself to ``born`` before it forks, so an
+    interrupt landing inside Popen (after the fork) or just after it returns
+    still finds the child to stop."""
+
+    def __init__(self, born: list, *args: Any, **kwargs: Any) -> None:
+        self._born = born
+        super().__init__(*args, **kwargs)
+
+    def _execute_child(self, *args: Any, **kwargs: Any) -> None:
+        self._born.append(self)
+        super()._execute_child(*args, **kwargs)  # type: ignore[misc]
+
+
+def _stop_born(born: list, first: int) -> None:
+    """`_stop` the child if it was started (its pid known) and not already reaped."""
+    if born and getattr(born[0], "pid", None) is not None and born[0].returncode is None:
+        _stop(born[0], first)
+
+
 class SubprocessRunner:
     """Runs programs as children in a new session, so a timeout or an
     interrupt can end the program and everything it started.
@@ -214,23 +240,48 @@ class SubprocessRunner:
         pipe = subprocess.PIPE if tee or not inherit else None
         if inherit and not tee:
             self._terminal.release()  # the program writes to the terminal itself
-        try:
-            proc = subprocess.Popen(
-                args,
-                cwd=cwd,
-                env=full_env,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=pipe,
-                stderr=subprocess.PIPE if tee else None if inherit else (
-                    subprocess.STDOUT if on_line and not on_output else subprocess.PIPE
-                ),
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise CommandNotFound(f"{args[0]}: command not found", args) from None
-        except PermissionError as exc:
-            raise CommandError(f"{args[0]}: {exc.strerror}", args) from None
-        out, err = _Tail(), _Tail()
+        born: list[subprocess.Popen] = []  # the child, the moment it exists (before Popen returns)
+        try:  # from the fork on: an interrupt anywhere below ends the child with us
+            try:
+                proc = _Child(
+                    born,
+                    args,
+                    cwd=cwd,
+                    env=full_env,
+                    stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                    stdout=pipe,
+                    stderr=subprocess.PIPE if tee else None if inherit else (
+                        subprocess.STDOUT if on_line and not on_output else subprocess.PIPE
+                    ),
+                    start_new_session=True,
+                )
+            except FileNotFoundError:
+                raise CommandNotFound(f"{args[0]}: command not found", args) from None
+            except PermissionError as exc:
+                raise CommandError(f"{args[0]}: {exc.strerror}", args) from None
+            out, err = _Tail(), _Tail()
+            threads = self._readers(proc, tee, args, input, on_line, on_output, out, err)
+            for thread in threads:
+                thread.start()
+            _wait(proc, timeout)
+        except subprocess.TimeoutExpired:
+            _stop(born[0], signal.SIGTERM)
+            raise CommandTimeout(f"{args[0]}: still running after {timeout:g}s; stopped", args) from None
+        except KeyboardInterrupt:
+            _stop_born(born, signal.SIGINT)
+            raise
+        except BaseException:  # anything else: the program never outlives its runner
+            _stop_born(born, signal.SIGTERM)
+            raise
+        for thread in threads:
+            thread.join(timeout=_GRACE)
+        return CommandResult(args, _exit_code(proc.returncode), out.text(), err.text())
+
+    def _readers(
+        self, proc: subprocess.Popen, tee: bool, args: tuple[str, ...], input: Input,
+        on_line: Callable[[str], None] | None, on_output: Callable[[bytes], None] | None, out: _Tail, err: _Tail,
+    ) -> list[threading.Thread]:
+        """The threads that move the child's output and input (not started yet)."""
         lock = threading.Lock()
         threads = []
         if tee:
@@ -254,19 +305,4 @@ class SubprocessRunner:
             ))
         if proc.stdin is not None:
             threads.append(threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True))
-        for thread in threads:
-            thread.start()
-        try:
-            _wait(proc, timeout)
-        except subprocess.TimeoutExpired:
-            _stop(proc, signal.SIGTERM)
-            raise CommandTimeout(f"{args[0]}: still running after {timeout:g}s; stopped", args) from None
-        except KeyboardInterrupt:
-            _stop(proc, signal.SIGINT)
-            raise
-        except BaseException:  # anything else: the program never outlives its runner
-            _stop(proc, signal.SIGTERM)
-            raise
-        for thread in threads:
-            thread.join(timeout=_GRACE)
-        return CommandResult(args, _exit_code(proc.returncode), out.text(), err.text())
+        return threads

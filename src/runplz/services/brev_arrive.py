@@ -32,6 +32,9 @@ from ..ports.instances import Instances
 from ..ports.ledger import BoxLedger
 from .brev_shape import BrevShapes, Shape, stops
 from .brev_teardown import BACKEND
+from .map_shield import shielded, stop_held
+
+LATE_BOX = 20.0  # seconds a create cut short is given to show its box in `brev ls`
 
 
 @attrs.define
@@ -114,12 +117,42 @@ class BrevArrival:
         self._console.info(f"creating {kind} Brev box {name} (types {','.join(shape.types)}, mode {mode})")
         visit.attempted = True
         try:
-            self._instances.create(name, shape.types, mode=mode, container_image=image, min_disk=shape.min_disk_gb)
-        except BrevCommandError as error:
-            if not error.transient and not error.words.startswith("brev gave no answer"):
-                visit.attempted = False  # the CLI answered no: nothing is on its way
+            with shielded():  # a map's stop waits for the create to end: the box it made is then deleted
+                try:
+                    self._instances.create(
+                        name, shape.types, mode=mode, container_image=image, min_disk=shape.min_disk_gb
+                    )
+                except BrevCommandError as error:
+                    if not error.transient and not error.words.startswith("brev gave no answer"):
+                        visit.attempted = False  # the CLI answered no: nothing is on its way
+                    elif stop_held():  # stopping, with the create's outcome unknown: look for its box
+                        self._late_box(visit)
+                    raise
+                visit.created = True
+        except KeyboardInterrupt:  # Ctrl-C cut the create short (a map's stop waits for it above)
+            if not visit.created:
+                self._late_box(visit)
             raise
-        visit.created = True
+
+    def _late_box(self, visit: Visit) -> None:
+        """A create cut short may still make its box: look for it by name for a
+        while, so the teardown deletes it now rather than the next `runplz brev`."""
+        name = visit.target.name
+        self._console.info(f"the create of Brev box {name} was cut short: looking for it (up to {LATE_BOX:g}s) to delete it")
+        deadline = self._clock.monotonic() + LATE_BOX
+        delay = POLL_FIRST
+        while True:
+            try:
+                if find(self._instances.list(), name) is not None:
+                    visit.created = True
+                    return
+            except BrevCommandError:
+                pass
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                return
+            self._clock.sleep(min(delay, left))
+            delay = min(delay * 2, POLL_MAX)
 
     def _until_stopped(self, name: str, within: float) -> None:
         """A box that is stopping can only be started once it has stopped."""

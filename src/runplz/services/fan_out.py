@@ -20,7 +20,8 @@ import attrs
 
 from ..domain.call import FunctionCall
 from ..domain.errors import ItemCancelled
-from .map_shield import interrupt_unless_shielded
+from .map_live import LiveMap, settle, track
+from .map_shield import forget, interrupt_unless_shielded
 from ..domain.fan_out import Arrivals, MapOptions, Outcome, Tally, indexed, item_folder
 from ..ports.backend import Backend, Cancel, ItemSink, MapBackend, StoppableBackend
 from ..ports.clock import Clock
@@ -179,6 +180,7 @@ class ThreadedMap:
             report = (sink.failed, exc)
         while True:  # an interrupt sent just as the call ended lands here, once: report anyway
             try:
+                forget()  # a job-start hold its call left behind (it failed before its follower) ends with it
                 with lock:
                     running.pop(index, None)
                 break
@@ -253,9 +255,20 @@ def fan_out(
 
     The backend's fan-out runs on a thread of its own; this generator waits on
     what it reports, so Ctrl-C reaches it. Leaving early (a failure raised, an
-    interrupt, the caller closing the generator) cancels the rest and waits
-    until nothing of the map runs any more.
+    interrupt, the caller closing or dropping the generator, the program
+    ending: see `map_live`) cancels the rest and waits until nothing of the
+    map runs any more.
     """
+    live = LiveMap(backend, function, console)
+    generator = _fan_out(backend, calls, options, console, clock, function, live)
+    track(generator, live)
+    return generator
+
+
+def _fan_out(
+    backend: Any, calls: Sequence[FunctionCall], options: MapOptions, console: Console, clock: Clock,
+    function: str, live: LiveMap,
+) -> Iterator[Any]:
     mapper: MapBackend = backend if isinstance(backend, MapBackend) else ThreadedMap(backend)
     events: "queue.Queue[tuple[str, int, Any]]" = queue.Queue()
     cancel = threading.Event()
@@ -272,6 +285,8 @@ def fan_out(
     arrivals = Arrivals(len(calls), options.order_outputs)
     started = clock.monotonic()
     driver = threading.Thread(target=drive, name="runplz-map", daemon=True)
+    live.cancel, live.driver = cancel, driver
+    live.waiters.add(threading.get_ident())
     driver.start()
     try:
         while True:
@@ -295,29 +310,27 @@ def fan_out(
                 for ready in arrivals.add(outcome):
                     console.progress(tally.line())
                     yield ready.error if ready.failed else ready.value
+                    live.waiters.add(threading.get_ident())  # whoever iterates it waits for its end
             console.progress(tally.line())
     finally:
         cancel.set()
-        interrupts = 0
-        while driver.is_alive():  # the inputs' cleanup (a box deleted, say) must finish
-            try:
-                driver.join(POLL)
-            except KeyboardInterrupt:
-                interrupts += 1
-                if interrupts > 3:
-                    raise
-                if interrupts == 1:
-                    console.warn("interrupted again: still stopping the map's inputs (Ctrl-C 3 more times to leave now)")
-        while True:  # late reports: inputs that ended (or were stopped) while we wound down
-            try:
-                kind, _, payload = events.get_nowait()
-            except queue.Empty:
-                break
-            if kind == "started":
-                tally.started()
-            elif kind == "finished":
-                tally.ended(failed=False)
-            elif kind == "failed":
-                tally.stopped(was_running=True)
-        console.progress("")
-        console.info(tally.summary(function, clock.monotonic() - started))
+        if live.may_wait():  # not a finalizer on a foreign thread (a map's own, say): see `map_live`
+            settle(driver, console)
+            _wind_down(events, tally)
+            console.progress("")
+            console.info(tally.summary(function, clock.monotonic() - started))
+
+
+def _wind_down(events: "queue.Queue[tuple[str, int, Any]]", tally: Tally) -> None:
+    """Count the late reports: inputs that ended (or were stopped) while the map wound down."""
+    while True:
+        try:
+            kind, _, payload = events.get_nowait()
+        except queue.Empty:
+            return
+        if kind == "started":
+            tally.started()
+        elif kind == "finished":
+            tally.ended(failed=False)
+        elif kind == "failed":
+            tally.stopped(was_running=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .map_shield import shielded
+from .map_shield import release, shielded
 from ..domain.errors import ItemCancelled, RemoteError, RunTimeout, TransportError, says_no_space
 from ..domain.limits import RunLimit
 from ..domain.remote_layout import OUT
@@ -34,6 +34,7 @@ class RunFollower:
             "process group (other jobs on the box were not touched)"
         )
         try:
+            release()  # a map's stop held since the job was started lands here, and stops it
             finished = jobs.follow(job, started + limit.seconds + 5 if limit else None)
         except PastDeadline:
             jobs.stop(job)

@@ -177,16 +177,18 @@ class RemoteRunPath:
                 raise
             os.makedirs(outputs, exist_ok=True)
             self._console.info(f"running {spec.name} on {where} (run {run})")
-            try:
-                jobs.start(job)
-            except NoSpaceLeft:
-                raise self._no_space(jobs, folder, "starting the run") from None
-            except KeyboardInterrupt:
-                jobs.stop(job)  # it may have started before the interrupt
-                raise
+            # Made before the job starts, so nothing stands between its start and the
+            # follower that stops it on an interrupt (a map's stop is held meanwhile).
             running = record.start("run")
             follower = RunFollower(self._transport, _Collecting(jobs, record, running), self._console, self._clock)
             try:
+                try:
+                    jobs.start(job)
+                except NoSpaceLeft:
+                    raise self._no_space(jobs, folder, "starting the run") from None
+                except KeyboardInterrupt:
+                    jobs.stop(job)  # it may have started before the interrupt
+                    raise
                 value = follower.finish(job, spec, outputs, run, limit)  # type: ignore[arg-type]
             except BaseException:
                 running.drop()  # unless the outputs were fetched, it ended unfinished

@@ -15,6 +15,7 @@ from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.job_output import JobOutput
 from ..ports.transport import Transport
+from .map_shield import forget, hold
 
 # How long one `agent follow` call may stream before the driver asks again:
 # it bounds how long a dead driver's session (and so its ssh master) lives on.
@@ -86,6 +87,18 @@ class RemoteJobs:
         return ["python3", self._boot, "agent", *args]
 
     def start(self, job: RemoteJob) -> None:
+        """Start ``job`` on the box. A map's stop of this input is held from here
+        until `RunFollower.finish` takes the job over (it then stops the job), so
+        a stop landing in between cannot leave the job running; if the start
+        fails, the hold ends with it."""
+        try:
+            hold()
+            self._start(job)
+        except BaseException:
+            forget()  # nothing started to hand over (an interrupt here: the caller stops the job)
+            raise
+
+    def _start(self, job: RemoteJob) -> None:
         spec = {
             "argv": list(job.argv), "cwd": job.cwd, "env": dict(job.env), "payload": job.payload,
             "container": job.container, "docker": list(job.docker), "limit": job.limit,
