@@ -118,7 +118,7 @@ def _modal(modal: ModalPlan) -> list[str]:
 
 
 def _slurm(slurm: SlurmPlan) -> list[str]:
-    limit = f"{slurm.limit_seconds:g}s ({slurm.limit_reason})" if slurm.limit_seconds else "none (the partition's)"
+    limit = f"{slurm.limit_seconds:g}s ({slurm.limit_reason})" if slurm.limit_seconds else "none (--time: partition default)"
     lines = [
         f"  Slurm: login node {slurm.login}; runs and venvs under {slurm.workdir}/.runplz; "
         f"container: {slurm.container}; time limit: {limit}",

@@ -11,7 +11,9 @@ The mapping from a function's spec:
 - ``min_cpu``: ``--cpus-per-task`` (rounded up); ``min_memory`` (GB):
   ``--mem`` in MiB (rounded up); ``min_disk`` (GB): ``--tmp`` in MiB;
 - the run's time limit (``timeout``, ``max_runtime_seconds``): ``--time`` as
-  D-HH:MM:SS (Slurm rounds it up to whole minutes);
+  D-HH:MM:SS (Slurm rounds it up to whole minutes); with neither, no
+  ``--time`` (the partition's default holds the job; the script's `NO_TIME`
+  comment says so);
 - ``env``: never a directive; its values go to a mode-600 file in the run
   folder that the script sources (nothing on a command line or in squeue).
 ``min_gpu_memory`` has no Slurm directive: a GPU type or a constraint says it.
@@ -47,6 +49,8 @@ _CONSTRAINT = re.compile(r"[A-Za-z0-9_.:\-\[\]()&|*!,]{1,256}")
 _EXTRA = re.compile(r"--?([A-Za-z][A-Za-z0-9-]*)(?:[= ](\S.*))?")
 _GRES_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+# In place of --time when the run has no limit (a comment: sbatch reads on past it).
+NO_TIME = "# --time: partition default (no timeout= or SlurmConfig.max_runtime_seconds)"
 
 
 # --- validation of SlurmConfig's fields (attrs validators) ---
@@ -278,7 +282,10 @@ def batch_script(directives: Sequence[str], ctl: str, command: Sequence[str], ta
     ``<tasks>/$SLURM_ARRAY_TASK_ID`` (``TASK_FOLDER`` in ``command``): its
     ``RUNPLZ_OUT`` is ``out/`` there, and its exit code goes to ``exit_code`` there."""
     q = shlex.quote
-    lines = ["#!/bin/bash", *directives, "# runplz: the job's environment is in the run folder (mode 600)"]
+    lines = ["#!/bin/bash", *directives]
+    if not any(line.startswith("#SBATCH --time=") for line in directives):
+        lines.append(NO_TIME)
+    lines.append("# runplz: the job's environment is in the run folder (mode 600)")
     lines.append(f"ctl={q(ctl)}")
     end = "$ctl"
     if tasks is not None:

@@ -14,6 +14,10 @@ owned by this user:
 
 A run whose supervisor died before recording an exit code is first stopped and
 recorded (see `control.orphaned`), and then counts as finished.
+
+How a run's state is told is ``state`` (default `box_state`: by its
+supervisor); a scheduler's runs have no supervisor here and bring their own
+(runtime/slurm_prune.py). The rule stays this one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import fcntl
 import os
 import stat
 import time
+from typing import Callable
 
 from .basis import rmtree
 from .control import alive, orphaned, pid_in
@@ -31,8 +36,28 @@ KEEP_DAYS = 14
 KEEP_UNSTARTED_DAYS = 1
 _DAY = 86400.0
 
+# A run folder's state: ("unstarted", 0), ("running", 0), ("finished", when it
+# ended: a wall-clock time) or ("unknown", 0): left alone.
+State = Callable[[str], "tuple[str, float]"]
 
-def prune(runs: str) -> tuple[int, int]:
+
+def box_state(path: str) -> tuple[str, float]:
+    """A box run's state by its supervisor (a dead one's run is stopped and
+    recorded first, see `control.orphaned`)."""
+    ctl = os.path.join(path, "ctl")
+    supervisor = pid_in(os.path.join(ctl, "supervisor.pid"))
+    if supervisor is None:
+        return "unstarted", 0.0
+    if alive(supervisor):
+        return "running", 0.0
+    orphaned(ctl)
+    try:
+        return "finished", os.path.getmtime(os.path.join(ctl, "exit_code"))
+    except OSError:
+        return "unknown", 0.0
+
+
+def prune(runs: str, state: State = box_state) -> tuple[int, int]:
     """Delete the run folders the rule allows: how many, and the bytes they held.
     Does nothing while another prune of ``runs`` is under way."""
     if not os.path.isdir(runs):
@@ -43,10 +68,10 @@ def prune(runs: str) -> tuple[int, int]:
         except OSError:
             return 0, 0
         count = freed = 0
-        for repo in finished_code(runs):
+        for repo in finished_code(runs, state):
             freed += _size(repo)
             rmtree(repo)
-        for path in doomed(runs, time.time()):
+        for path in doomed(runs, time.time(), state):
             size = _size(path)
             rmtree(path)
             if not os.path.lexists(path):
@@ -54,52 +79,57 @@ def prune(runs: str) -> tuple[int, int]:
     return count, freed
 
 
-def doomed(runs: str, now: float) -> list[str]:
+def doomed(runs: str, now: float, state: State = box_state) -> list[str]:
     """The run folders under ``runs`` that the rule deletes at wall-clock time ``now``."""
     finished, found = [], []
     for name in sorted(os.listdir(runs)):
         path = os.path.join(runs, name)
-        ctl = os.path.join(path, "ctl")
         try:
             info = os.lstat(path)
         except OSError:
             continue
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
             continue
-        supervisor = pid_in(os.path.join(ctl, "supervisor.pid"))
-        if supervisor is None:
-            if now - info.st_mtime > KEEP_UNSTARTED_DAYS * _DAY:
-                found.append(path)
-            continue
-        if alive(supervisor):
-            continue
-        orphaned(ctl)
-        try:
-            finished.append((os.path.getmtime(os.path.join(ctl, "exit_code")), path))
-        except OSError:
-            continue
+        kind, ended = state(path)
+        if kind == "unstarted" and now - info.st_mtime > KEEP_UNSTARTED_DAYS * _DAY:
+            found.append(path)
+        elif kind == "finished":
+            finished.append((ended, path))
     finished.sort(reverse=True)
     for ended, path in finished[KEEP_FINISHED:]:
-        if not _holds_files(os.path.join(path, "out")) or now - ended > KEEP_DAYS * _DAY:
+        if not _outputs_waiting(path) or now - ended > KEEP_DAYS * _DAY:
             found.append(path)
     return found
 
 
-def finished_code(runs: str) -> list[str]:
+def finished_code(runs: str, state: State = box_state) -> list[str]:
     """The code copies (``repo/``) of finished runs under ``runs``: a job that has
     ended needs its code no more."""
     found = []
     for name in sorted(os.listdir(runs)):
-        repo, ctl = os.path.join(runs, name, "repo"), os.path.join(runs, name, "ctl")
-        supervisor = pid_in(os.path.join(ctl, "supervisor.pid"))
-        if supervisor is None or alive(supervisor) or not os.path.exists(os.path.join(ctl, "exit_code")):
-            continue
+        path = os.path.join(runs, name)
+        repo = os.path.join(path, "repo")
         try:
-            if os.lstat(repo).st_uid == os.getuid():
-                found.append(repo)
+            if os.lstat(repo).st_uid != os.getuid():
+                continue
         except OSError:
             continue
+        if state(path)[0] == "finished":
+            found.append(repo)
     return found
+
+
+def _outputs_waiting(path: str) -> bool:
+    """Whether a run's outputs are still waiting: in its ``out/``, or in a job
+    array's task folders (``tasks/<index>/out/``)."""
+    if _holds_files(os.path.join(path, "out")):
+        return True
+    tasks = os.path.join(path, "tasks")
+    try:
+        names = os.listdir(tasks)
+    except OSError:
+        return False
+    return any(_holds_files(os.path.join(tasks, name, "out")) for name in names)
 
 
 def _holds_files(folder: str) -> bool:

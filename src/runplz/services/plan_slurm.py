@@ -79,7 +79,9 @@ def slurm_function(
                           "login node under a file lock (the nodes share it)", "no venv has these steps yet"))
     steps += [
         Step("run", f"write {run}/{CTL}/payload.json, {CTL}/env (mode 600: the values of {', '.join(sorted(env))}) "
-             f"and {CTL}/job.sh (the script above); sbatch --parsable < {run}/{CTL}/job.sh"),
+             f"and {CTL}/job.sh (the script above); sbatch --parsable < {run}/{CTL}/job.sh" + ("" if limit else (
+                 "; --time: partition default (no timeout= or SlurmConfig.max_runtime_seconds): before submitting, "
+                 "scontrol show partition -o names the limit that applies, a warning when it is UNLIMITED"))),
         Step("follow", "squeue -h -j <job> -o '%i\\t%T\\t%r' while it lives, then sacct -n -P -X -j <job> "
              "-o JobID,State,ExitCode (every poll_seconds, backing off to max_poll_seconds); the log: "
              f"python3 <home>/{bundle}/{BOOT_SCRIPT} agent follow {run} <offset> <seconds>"),

@@ -7,7 +7,9 @@ environment key on the shared file system, under a file lock), and the
 outputs back; only the launcher differs (`SlurmJobs`: ``sbatch`` instead of
 the agent's supervisor). Run folders live under ``<workdir>/.runplz/slurm-runs``
 (``SlurmConfig.workdir``, default the login's $HOME), apart from the ssh
-runs' folders, whose pruning rules assume a supervisor on the box.
+runs' folders: the same pruning rule applies to both, but a Slurm run's
+liveness comes from squeue, not from a supervisor on the box
+(runtime/slurm_prune.py, run after each submit by `SlurmJobs`).
 
 With ``SlurmConfig(container="apptainer"|"pyxis")`` no venv is made: the job
 runs the entry with the ``Image.from_registry`` image's own python3.
@@ -28,13 +30,14 @@ from typing import Any, Callable, Sequence
 import attrs
 
 from ..domain.call import FunctionCall
-from ..domain.errors import ItemCancelled
+from ..domain.errors import ConfigError, ItemCancelled
 from ..domain.config import SlurmConfig
 from ..domain.layout import BOOT_SCRIPT, PAYLOAD_FILE
 from ..domain.machine import Machine
 from ..domain.remote_layout import CTL, OUT, REPO, ROOT
 from ..domain.run_record import Note
 from ..domain.slurm import check_container_image
+from ..domain.slurm_limits import array_refusal
 from ..domain.slurm_state import job_note
 from ..ports.backend import Cancel, ItemSink
 from ..ports.clock import Clock
@@ -47,6 +50,7 @@ from .run_recorder import RunRecorder
 from .runs import new_run_id
 from .slurm_array import ArrayJobs
 from .slurm_jobs import SlurmJobs
+from .slurm_limits import ClusterLimits
 
 RUNS_FOLDER = f"{ROOT}/slurm-runs"
 LOCAL_TARGET = "local"  # the run record's target when runplz runs on the login node
@@ -99,6 +103,41 @@ class InFolder:
 
     def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         return self._transport.pull(self._at(remote) or remote, local, move)
+
+
+class ArrayGate:
+    """A `Transport` whose first ``connect`` also checks that a map of ``count``
+    inputs fits in one job array (MaxArraySize, from ``scontrol show config``):
+    `ConfigError` when it does not, before the run path uploads anything. A
+    cluster that does not say leaves the judging to sbatch."""
+
+    def __init__(self, transport: Transport, count: int) -> None:
+        self._transport = transport
+        self._count = count
+        self._checked = False
+        self.name = transport.name
+
+    def connect(self, wait: float = 0) -> None:
+        self._transport.connect(wait)
+        if not self._checked:
+            self._checked = True
+            limit = ClusterLimits(self._transport).max_array_size()
+            refusal = array_refusal(self._count, limit, self.name) if limit is not None else None
+            if refusal is not None:
+                raise ConfigError(refusal)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def run(self, argv: Sequence[str], *, input: Input = None, timeout: float | None = None,
+            on_output: Callable[[bytes], None] | None = None) -> CommandResult:
+        return self._transport.run(argv, input=input, timeout=timeout, on_output=on_output)
+
+    def push(self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None) -> int:
+        return self._transport.push(local, remote, paths, basis)
+
+    def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
+        return self._transport.pull(remote, local, move)
 
 
 class ImageJobSetup:
@@ -159,13 +198,13 @@ class SlurmBackend:
             )
             return self._path(jobs_for).call(call, record)
 
-    def _path(self, jobs_for: Callable[..., Any]) -> RemoteRunPath:
+    def _path(self, jobs_for: Callable[..., Any], transport: Transport | None = None) -> RemoteRunPath:
         config = self._settings.config
         extra: dict[str, Any] = {}
         if config.container != "none":
             extra["setup_for"] = lambda mode, transport: ImageJobSetup(config)
         return self._paths(
-            transport=self._transport, settings=self._settings.run_settings(), jobs_for=jobs_for, **extra
+            transport=transport or self._transport, settings=self._settings.run_settings(), jobs_for=jobs_for, **extra
         )
 
     def map(self, calls: Sequence[FunctionCall], concurrency: int, sink: ItemSink, cancel: Cancel) -> None:
@@ -189,7 +228,7 @@ class SlurmBackend:
                     app=first.app, on_submit=lambda job: note(job_note(job, transport.name)),
                     calls=calls, concurrency=concurrency, sink=sink, cancel=cancel, on_task=note,
                 )
-                self._path(jobs_for).call(whole, record)
+                self._path(jobs_for, ArrayGate(transport, len(calls))).call(whole, record)
         except ItemCancelled:
             if not cancel.is_set():
                 raise

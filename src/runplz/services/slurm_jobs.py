@@ -12,12 +12,20 @@ waited, and takes the end from sacct when the script wrote none (cancelled,
 past its ``--time``, out of memory, a lost node). The scheduler is asked at
 a low rate that backs off (``poll_seconds`` to ``max_poll_seconds``).
 `stop` is ``scancel``; Slurm ends the job at its ``--time`` even when no
-driver is left.
+driver is left. A job without ``--time`` is submitted after one line naming
+the partition's limit that will hold it (a warning when it has none:
+`slurm_limits.NoticingScheduler`).
+
+Old run folders are pruned by the box's rule with the scheduler's liveness
+(runtime/slurm_prune.py): on the login node, in the background, after each
+submit (the just-submitted job's folder is live). The follower touches
+``ctl/following`` as it follows, so a run being followed is never pruned.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any, Callable
 
 from ..domain.config import SlurmConfig
@@ -28,6 +36,7 @@ from ..domain.slurm_state import JobState, SchedulerError
 from ..domain.spec import FunctionSpec
 from ..ports.scheduler import BatchScheduler
 from .remote_run import FOLLOW_SECONDS, Finished, RemoteJob, RemoteJobs, _marked
+from .slurm_limits import ClusterLimits, NoticingScheduler
 
 # Writes a run's ctl files from JSON on stdin: {"ctl": ..., "files": {name: [text, mode]}}.
 _WRITE = (
@@ -44,6 +53,14 @@ _WRITE = (
     "    os.replace(path + '.tmp', path)\n"
 )
 STOP_WAIT = 30.0  # seconds for a cancelled job to leave the queue
+FOLLOWING = "following"  # in ctl/: touched by the driver as it follows the run (pruning keeps the run)
+# Runs runtime/slurm_prune.py from the bundle: argv = bundle, runs folder[, --background].
+_PRUNE = (
+    "import sys; sys.path.insert(0, sys.argv[1] + '/lib'); "
+    "from runplz.runtime.slurm_prune import main; sys.exit(main(sys.argv[2:]))"
+)
+# Touches a run's ctl/following, then runs the rest of argv (one round trip).
+_TOUCHING = 'touch "$1" 2>/dev/null; shift; exec "$@"'
 
 
 def run_home(job: RemoteJob) -> str:
@@ -77,17 +94,43 @@ class SlurmJobs(RemoteJobs):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._scheduler = scheduler
+        self._scheduler = NoticingScheduler(
+            scheduler, ClusterLimits(self._transport), self._console, config.partition, spec.name
+        )
         self._config = config
         self._spec = spec
         self._app = app
-        self._on_submit = on_submit
+        self._notify = on_submit
+        self._on_submit = self._submitted  # what every start calls once its job is queued
         self.job_ids: dict[str, str] = {}  # run folder -> Slurm job id
+
+    def _submitted(self, job_id: str) -> None:
+        self._notify(job_id)
+        run_dir = next((folder for folder, job in self.job_ids.items() if job == job_id), None)
+        if run_dir is not None:
+            self._prune_runs(posixpath.dirname(run_dir), background=True)
+
+    def _prune_runs(self, runs: str, background: bool) -> str:
+        """Prune the run folders in ``runs`` by the box rule with Slurm's liveness
+        (runtime/slurm_prune.py, on the login node); its words, or "" when it failed."""
+        bundle = posixpath.dirname(self._boot)
+        argv = ["python3", "-c", _PRUNE, bundle, runs, *(["--background"] if background else [])]
+        try:
+            done = self._transport.run(argv, timeout=300)
+        except (TransportError, CommandError):
+            return ""
+        return done.stdout.strip() if done.exit_code == 0 else ""
+
+    def prune(self, runs: str) -> str:
+        """The box's pruning rule for Slurm runs (never the supervisor-based one:
+        no Slurm run has a supervisor on the login node)."""
+        return self._prune_runs(runs, background=False)
 
     def start(self, job: RemoteJob) -> None:
         script = render_script(job, self._spec, self._config, self._app)
         ctl = f"{run_home(job)}/{job.run_dir}/{CTL}"
-        files = {"payload.json": [job.payload, 0o600], "env": [env_file(job.env), 0o600], "job.sh": [script, 0o700]}
+        files = {"payload.json": [job.payload, 0o600], "env": [env_file(job.env), 0o600], "job.sh": [script, 0o700],
+                 FOLLOWING: ["", 0o600]}
         written = self._transport.run(
             ["python3", "-c", _WRITE], input=json.dumps({"ctl": ctl, "files": files}).encode(), timeout=300
         )
@@ -140,7 +183,9 @@ class SlurmJobs(RemoteJobs):
             budget = 1.0 if final is not None else min(FOLLOW_SECONDS, max(1.0, look_at - clock.monotonic()))
             try:
                 result = self._transport.run(
-                    self._agent("follow", job.run_dir, str(offset), f"{budget:g}"), on_output=take
+                    ["sh", "-c", _TOUCHING, "sh", f"{job.run_dir}/{CTL}/{FOLLOWING}",
+                     *self._agent("follow", job.run_dir, str(offset), f"{budget:g}")],
+                    on_output=take,
                 )
             except ConnectionLost as exc:
                 self._reconnect(str(exc))
