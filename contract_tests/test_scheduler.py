@@ -11,6 +11,7 @@ from runplz.adapters.ssh_transport import SshTransport
 from runplz.adapters.subprocess_runner import SubprocessRunner
 from runplz.adapters.system_clock import SystemClock
 from runplz.domain.host import parse_target
+from runplz.domain.slurm_state import SchedulerError
 
 from .suites.scheduler import AbstractSchedulerTests, SchedulerFixtures
 
@@ -32,6 +33,17 @@ class TestSlurmCliOnTheLoginNode(AbstractSchedulerTests, SchedulerFixtures):
         return slurm_cluster.shared
 
     @pytest.fixture
+    def requeue(self, slurm_cluster):
+        def requeue(task: str) -> None:
+            done = slurm_cluster.run("scontrol", "requeue", task)
+            if done.returncode != 0:
+                raise SchedulerError(f"scontrol requeue failed: {done.stderr.strip()}")
+            # Slurm holds a requeued job back (BeginTime) for a while; an admin may start it now
+            slurm_cluster.run("scontrol", "update", f"JobId={task}", "StartTime=now", check=True)
+
+        return requeue
+
+    @pytest.fixture
     def cpus(self, slurm_cluster):
         return slurm_cluster.cpus
 
@@ -51,3 +63,7 @@ class TestFakeSlurm(AbstractSchedulerTests, SchedulerFixtures):
     @pytest.fixture
     def cpus(self):
         return 2
+
+    @pytest.fixture
+    def requeue(self, scheduler):
+        return scheduler.requeue

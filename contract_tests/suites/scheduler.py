@@ -27,6 +27,12 @@ class SchedulerFixtures:
         raise NotImplementedError
 
     @pytest.fixture
+    def requeue(self):
+        """``requeue(task)``: what a cluster admin's ``scontrol requeue TASK`` does
+        (`SchedulerError` when refused), letting the task start again at once."""
+        raise NotImplementedError
+
+    @pytest.fixture
     def read(self, shared):
         """Read a file the jobs wrote under ``shared``."""
         def read(name: str) -> str:
@@ -53,6 +59,16 @@ def wait_for(scheduler, job: str, done, timeout: float = 60):
 
 def ended(scheduler, job: str, timeout: float = 60):
     return wait_for(scheduler, job, lambda state: state.ended, timeout)
+
+
+def watch_tasks(scheduler, job: str, count: int, done, timeout: float = 60):
+    """Poll ``tasks`` until ``done(states)``; returns every look (the last one last)."""
+    deadline = time.monotonic() + timeout
+    looks = [scheduler.tasks(job, count)]
+    while not done(looks[-1]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        looks.append(scheduler.tasks(job, count))
+    return looks
 
 
 class AbstractSchedulerTests:
@@ -154,3 +170,54 @@ class AbstractSchedulerTests:
 
     def test_tasks_of_an_unknown_job_are_unknown(self, scheduler):
         assert [s.state for s in scheduler.tasks("999999", 2)] == ["UNKNOWN", "UNKNOWN"]
+
+    # --- what a map's follower relies on when it winds down or a task is requeued ---
+
+    def test_cancelling_an_array_keeps_the_ends_of_tasks_that_ended_and_starts_no_pending_one(
+        self, scheduler, shared
+    ):
+        body = 'case "$SLURM_ARRAY_TASK_ID" in 0) exit 0;; 1) exit 3;; *) sleep 300;; esac'
+        job = scheduler.submit(script(shared, body, "--array=0-3%1", f"--output={shared}/%A-%a.log"))
+        looks = watch_tasks(scheduler, job, 4, lambda s: s[1].ended and s[2].state == "RUNNING", timeout=120)
+        assert [s.state for s in looks[-1]] == ["COMPLETED", "FAILED", "RUNNING", "PENDING"]
+        scheduler.cancel(job)
+        states = watch_tasks(scheduler, job, 4, lambda s: all(t.ended for t in s))[-1]
+        assert [(s.state, s.exit_code) for s in states[:2]] == [("COMPLETED", 0), ("FAILED", 3)]
+        assert [s.state for s in states[2:]] == ["CANCELLED", "CANCELLED"]
+        assert [os.path.exists(os.path.join(shared, f"{job}-{i}.log")) for i in range(4)] == [True, True, True, False]
+
+    def test_a_requeued_array_task_waits_again_then_runs_from_its_start(self, scheduler, shared, read, requeue):
+        body = (
+            'echo "run ${SLURM_RESTART_COUNT:-0}" >> "runs-$SLURM_ARRAY_JOB_ID-$SLURM_ARRAY_TASK_ID"\n'
+            '[ -n "$SLURM_RESTART_COUNT" ] || sleep 300'
+        )
+        job = scheduler.submit(script(shared, body, "--array=0-1", "--requeue", f"--output={shared}/%A-%a.log"))
+        try:
+            looks = watch_tasks(scheduler, job, 2, lambda s: [t.state for t in s] == ["RUNNING"] * 2)
+            assert [s.state for s in looks[-1]] == ["RUNNING", "RUNNING"]
+            runs = os.path.join(shared, f"runs-{job}-0")
+            deadline = time.monotonic() + 60
+            while not os.path.exists(runs) and time.monotonic() < deadline:  # its first run is under way
+                time.sleep(0.1)
+            requeue(f"{job}_0")
+            looks = watch_tasks(scheduler, job, 2, lambda s: s[0].ended, timeout=300)
+            first = [look[0] for look in looks]
+            assert (first[-1].state, first[-1].exit_code) == ("COMPLETED", 0)
+            assert not any(state.ended for state in first[:-1]), first  # never an end before its real one
+            assert any(state.waiting for state in first), first
+            assert read(f"runs-{job}-0") == "run 0\nrun 1\n"  # it ran again from its start
+            assert looks[-1][1].state == "RUNNING"  # the other task ran on
+        finally:
+            scheduler.cancel(job)
+
+    def test_a_task_of_a_no_requeue_array_is_not_requeued(self, scheduler, shared, requeue):
+        options = ("--array=0-0", "--no-requeue", f"--output={shared}/%A-%a.log")
+        job = scheduler.submit(script(shared, "sleep 300", *options))
+        try:
+            looks = watch_tasks(scheduler, job, 1, lambda s: s[0].state == "RUNNING")
+            assert looks[-1][0].state == "RUNNING"
+            with pytest.raises(SchedulerError, match="Requested operation is presently disabled"):
+                requeue(f"{job}_0")
+            assert scheduler.tasks(job, 1)[0].state == "RUNNING"
+        finally:
+            scheduler.cancel(job)

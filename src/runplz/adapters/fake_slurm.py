@@ -11,6 +11,14 @@ good (JobHeldUser), ``--begin`` with a time to come waits (BeginTime). More
 GPUs than ``gpus`` is refused at submit; a GPU job sees CUDA_VISIBLE_DEVICES. A job
 past its ``--time`` ends TIMEOUT. Nothing of the script's environment comes
 from its command line.
+
+`requeue` is ``scontrol requeue`` (what the real cluster does, per the
+contract suite): a ``--requeue`` job or array task that runs (or ended) is
+killed and PENDING again (reason BeginTime for ``requeue_delay`` seconds),
+then runs again from its start with ``SLURM_RESTART_COUNT`` set; a
+``--no-requeue`` one is refused. `preempt` is a preemption: a ``--requeue``
+job is requeued the same way (PREEMPTED for ``shown_for`` seconds first, as
+sacct shows it while squeue lists it nowhere); any other ends PREEMPTED.
 """
 
 from __future__ import annotations
@@ -50,6 +58,10 @@ class _Job:
     index: int = -1
     array_limit: int = 0  # at most this many tasks of its array run at once (0: no limit)
     own_id: str = ""  # SLURM_JOB_ID of a task (each task has one of its own)
+    requeue: bool = False  # --requeue: it may be queued again (preemption, `requeue`)
+    restarts: int = 0  # how often it was requeued (SLURM_RESTART_COUNT of its next run)
+    eligible: float = 0.0  # time.monotonic() before which a requeued job may not start again
+    back_at: float = 0.0  # a PREEMPTED job that is requeued: when it is PENDING again (0: never)
 
 
 def _directives(script: str) -> dict[str, str]:
@@ -104,8 +116,12 @@ def _seconds(text: str) -> float:
 
 
 class FakeSlurm:
-    def __init__(self, cpus: int = 4, gpus: int = 2, folder: str | None = None, name: str = "fake slurm") -> None:
+    def __init__(
+        self, cpus: int = 4, gpus: int = 2, folder: str | None = None, name: str = "fake slurm",
+        requeue_delay: float = 0.5,
+    ) -> None:
         self.name = name
+        self.requeue_delay = requeue_delay
         self.cpus = cpus
         self.gpus = gpus
         self._folder = folder or tempfile.mkdtemp(prefix="runplz-fake-slurm-")
@@ -129,6 +145,7 @@ class FakeSlurm:
         hold = "JobHeldUser" if "hold" in options else ("BeginTime" if options.get("begin", "now") != "now" else "")
         cwd = options.get("chdir") or os.getcwd()
         limit = _seconds(options["time"]) if options.get("time") else None
+        requeue = "requeue" in options and "no-requeue" not in options
         if "array" in options:
             indices, most = _array(options["array"])
             output = options.get("output") or os.path.join(cwd, "slurm-%A_%a.out")
@@ -137,10 +154,10 @@ class FakeSlurm:
                 own = str(next(_ids))
                 place = output.replace("%A", job).replace("%a", str(index)).replace("%j", own)
                 tasks.append(_Job(f"{job}_{index}", path, cwd, place, cpus, limit, hold, gpus,
-                                  array=job, index=index, array_limit=most, own_id=own))
+                                  array=job, index=index, array_limit=most, own_id=own, requeue=requeue))
         else:
             output = (options.get("output") or os.path.join(cwd, "slurm-%j.out")).replace("%j", job)
-            tasks = [_Job(job, path, cwd, output, cpus, limit, hold, gpus)]
+            tasks = [_Job(job, path, cwd, output, cpus, limit, hold, gpus, requeue=requeue)]
         with self._lock:
             for task in tasks:
                 self._jobs[task.id] = task
@@ -155,6 +172,8 @@ class FakeSlurm:
         """Settle ended jobs, stop those past their time, start what fits (in submit order)."""
         now = time.monotonic()
         for job in self._jobs.values():
+            if job.state == "PREEMPTED" and job.back_at and now >= job.back_at:
+                self._pending_again(job, now)
             if job.state != "RUNNING" or job.process is None:
                 continue
             code = job.process.poll()
@@ -165,7 +184,7 @@ class FakeSlurm:
                 job.exit_code = code if code >= 0 else 128 - code
                 job.state = "COMPLETED" if code == 0 else "FAILED"
         for job in self._jobs.values():
-            if job.state == "PENDING" and not job.hold and self._used() + job.cpus <= self.cpus:
+            if job.state == "PENDING" and not job.hold and now >= job.eligible and self._used() + job.cpus <= self.cpus:
                 if job.array_limit and self._running_of(job.array) >= job.array_limit:
                     continue
                 self._start(job)
@@ -186,6 +205,8 @@ class FakeSlurm:
                 env = {**os.environ, "SLURM_JOB_ID": job.own_id or job.id, "SLURM_CPUS_PER_TASK": str(job.cpus)}
                 if job.array:
                     env.update(SLURM_ARRAY_JOB_ID=job.array, SLURM_ARRAY_TASK_ID=str(job.index))
+                if job.restarts:
+                    env["SLURM_RESTART_COUNT"] = str(job.restarts)
                 if job.gpus:
                     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(job.gpus))
                 job.process = subprocess.Popen(
@@ -216,6 +237,8 @@ class FakeSlurm:
             return JobState(job, found.state, "", found.exit_code)
         if found.hold:
             return JobState(job, "PENDING", found.hold)
+        if time.monotonic() < found.eligible:
+            return JobState(job, "PENDING", "BeginTime")
         if found.array_limit and self._running_of(found.array) >= found.array_limit:
             return JobState(job, "PENDING", "JobArrayTaskLimit")
         full = self._used() + found.cpus > self.cpus
@@ -243,10 +266,44 @@ class FakeSlurm:
     def cancel(self, job: str) -> None:
         with self._lock:
             for found in self._of(job):
-                if found.state not in ("PENDING", "RUNNING"):
+                if found.state not in ("PENDING", "RUNNING") and not found.back_at:
                     continue
                 self._kill(found)
-                found.state, found.exit_code = "CANCELLED", 0
+                found.state, found.exit_code, found.back_at = "CANCELLED", 0, 0.0
+            self._schedule()
+
+    def _pending_again(self, job: _Job, now: float) -> None:
+        job.state, job.exit_code, job.process, job.back_at = "PENDING", None, None, 0.0
+        job.restarts += 1
+        job.eligible = now + self.requeue_delay
+
+    def requeue(self, job: str) -> None:
+        """``scontrol requeue``: each running or ended task of ``job`` (or the job)
+        is stopped and queued again; `SchedulerError` for a ``--no-requeue`` one."""
+        with self._lock:
+            self._schedule()
+            for found in self._of(job):
+                if not found.requeue:
+                    raise SchedulerError(
+                        f"scontrol requeue on {self.name} failed: {found.id}: Requested operation is presently disabled"
+                    )
+                if found.state in ("PENDING", "PREEMPTED"):
+                    continue
+                self._kill(found)
+                self._pending_again(found, time.monotonic())
+
+    def preempt(self, job: str, shown_for: float = 0.0) -> None:
+        """A preemption of each running task of ``job`` (or the job): a ``--requeue``
+        one is PREEMPTED for ``shown_for`` seconds, then requeued; any other ends PREEMPTED."""
+        with self._lock:
+            self._schedule()
+            for found in self._of(job):
+                if found.state != "RUNNING":
+                    continue
+                self._kill(found)
+                found.state, found.exit_code, found.process = "PREEMPTED", 0, None
+                if found.requeue:
+                    found.back_at = time.monotonic() + shown_for
             self._schedule()
 
     def queue(self) -> list[str]:

@@ -16,6 +16,13 @@ ENDED = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
     "DEADLINE", "PREEMPTED", "REVOKED",
 })
+# Slurm stopped the job itself: no exit code or result of its own is coming.
+KILLED = frozenset({
+    "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED",
+})
+# How long a follower reads a job's end again before Slurm's own end stands:
+SETTLE_GRACE = 10.0  # its exit code and result may show late on the login node (NFS caches entries)
+REQUEUE_GRACE = 60.0  # a PREEMPTED job that may be requeued (--requeue) is queued again meanwhile
 # How runplz names an ended job that left no exit code of its own.
 _WHY = {
     "CANCELLED": "was cancelled", "TIMEOUT": "ran past its --time", "NODE_FAIL": "lost its node",
@@ -47,11 +54,25 @@ class JobState:
 
     @property
     def waiting(self) -> bool:
-        return self.state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING")
+        """Queued, not running: also a requeued job (REQUEUED in sacct for a moment,
+        then PENDING with reason BeginTime in squeue until Slurm lets it start again)."""
+        return self.state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING")
 
     def why(self) -> str:
         """An ended job's end, in words."""
         return _WHY.get(self.state, f"ended {self.state}")
+
+    def grace(self, has_code: bool, has_result: bool, requeue: bool) -> float:
+        """Seconds a follower keeps reading this ended job's end again (on its own
+        clock, from the look that first saw it) before Slurm's end stands: a
+        PREEMPTED one of a ``--requeue`` job (``requeue``) without an exit code
+        may yet be queued again (`REQUEUE_GRACE`); one without a visible result
+        that Slurm did not stop itself may have it show late (`SETTLE_GRACE`)."""
+        if requeue and self.state == "PREEMPTED" and not has_code:
+            return REQUEUE_GRACE
+        if has_result or self.state in KILLED:
+            return 0.0
+        return SETTLE_GRACE
 
 
 def _first_word(state: str) -> str:

@@ -13,10 +13,15 @@ only for tasks squeue no longer lists) and reads the folders of the tasks
 that run or ended (one command), at the slurm backend's poll rate, backing
 off while nothing changes. A task that ended has its result settled, its
 outputs moved home into its own ``<outputs>/<index>`` (that folder only) and
-its log written out, and is reported through the map's `ItemSink`. Once the
+its log written out, and is reported through the map's `ItemSink`; one whose
+exit code and result the login node does not show yet (a lagging shared file
+system) is read again for a few seconds first (services/slurm_tasks.py). A
+task Slurm requeued (preemption with ``SlurmConfig(requeue=True)``,
+``scontrol requeue``) waits again and is followed to its real end. Once the
 map's cancel is set (a failure with ``return_exceptions=False``, Ctrl-C, the
-caller stopping) the whole array is ``scancel``-ed, the started inputs'
-outputs come home, and they are reported as `ItemCancelled`.
+caller stopping) the whole array is ``scancel``-ed and every input not yet
+reported is read: one that ended by itself is reported as it ended, one the
+cancel stopped as `ItemCancelled`, each with its outputs brought home.
 """
 
 from __future__ import annotations
@@ -32,59 +37,14 @@ from ..domain.layout import PAYLOAD_FILE
 from ..domain.payload import PROTOCOL, Result, Returned
 from ..domain.remote_layout import CTL, OUT
 from ..domain.slurm import TASK_FOLDER, array_range, batch_script, container_argv, env_file, job_name, sbatch_directives
-from ..domain.slurm_state import JobState, SchedulerError
+from ..domain.slurm_state import SETTLE_GRACE, JobState, SchedulerError
 from ..ports.backend import Cancel, ItemSink
 from ..protocol.wire import encode_dispatch, encode_result
 from .remote_run import Finished, RemoteJob
 from .repo import find_repo_root
 from .runs import dispatch_for, settle_text
 from .slurm_jobs import STOP_WAIT, SlurmJobs, run_home
-
-TASKS = "tasks"  # inside the run folder: one folder per input, by index
-LOG = "job.log"
-LOG_LIMIT = 1 << 20  # at most this much of a task's log is written out (its end)
-
-# Writes files (and makes folders) from JSON on stdin: {"dirs": [...], "files": {path: [text, mode]}}.
-_WRITE = (
-    "import json, os, sys\n"
-    "spec = json.load(sys.stdin)\n"
-    "for folder in spec['dirs']:\n"
-    "    os.makedirs(folder, exist_ok=True)\n"
-    "for path, (text, mode) in spec['files'].items():\n"
-    "    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)\n"
-    "    os.fchmod(fd, mode)\n"
-    "    with os.fdopen(fd, 'w') as handle:\n"
-    "        handle.write(text)\n"
-    "    os.replace(path + '.tmp', path)\n"
-)
-# Reads task folders: argv = tasks folder, then indices ("e" prefix: Slurm ended it, read it all).
-# Prints {index: {"code": int|None, "result": text|None, "out": bool, "log": text}} for each
-# task that has an exit code or was named ended; others are left out.
-_READ = (
-    "import json, os, sys\n"
-    "root, found = sys.argv[1], {}\n"
-    "def text(path, limit=None):\n"
-    "    try:\n"
-    "        with open(path, 'rb') as handle:\n"
-    "            if limit:\n"
-    "                handle.seek(max(0, os.path.getsize(path) - limit))\n"
-    "            return handle.read().decode('utf-8', 'replace')\n"
-    "    except OSError:\n"
-    "        return None\n"
-    "for word in sys.argv[2:]:\n"
-    "    index = word.lstrip('e')\n"
-    "    folder = os.path.join(root, index)\n"
-    "    code = text(os.path.join(folder, 'exit_code'))\n"
-    "    if code is None and not word.startswith('e'):\n"
-    "        continue\n"
-    "    out = os.path.join(folder, 'out')\n"
-    "    found[index] = {'code': int(code) if code and code.strip().isdigit() else None,\n"
-    "        'result': text(os.path.join(folder, 'result.json')),\n"
-    "        'out': os.path.isdir(out) and any(os.scandir(out)),\n"
-    f"        'log': text(os.path.join(folder, 'job.log'), {LOG_LIMIT}) or ''}}\n"
-    "json.dump(found, sys.stdout)\n"
-)
-
+from .slurm_tasks import LOG, READ, TASKS, WRITE, Holds, has_end, inputs_text, lagging, ran
 
 def array_script(job: RemoteJob, spec: Any, config: Any, app: str, count: int, limit: int) -> str:
     """The array job's batch script (what `ArrayJobs.start` submits)."""
@@ -125,12 +85,14 @@ class ArrayJobs(SlurmJobs):
         self._started: set[int] = set()
         self._reported: set[int] = set()
         self._cancelled = False
+        self._again: set[int] = set()  # started inputs seen waiting again (requeued), until they run
+        self._holds = Holds(self._config.requeue)
         self.received = 0  # bytes of outputs moved home
         self.submit_seconds = 0.0  # writing the task folders and sbatch
 
     # ---------------------------------------------------------------- start
 
-    def start(self, job: RemoteJob) -> None:
+    def _start(self, job: RemoteJob) -> None:
         began = self._clock.monotonic()
         home = run_home(job)
         folder = f"{home}/{job.run_dir}"
@@ -145,7 +107,7 @@ class ArrayJobs(SlurmJobs):
         script = array_script(job, self._spec, self._config, self._app, len(self._calls), self._limit)
         files[f"{folder}/{CTL}/job.sh"] = [script, 0o700]
         written = self._transport.run(
-            ["python3", "-c", _WRITE], input=json.dumps({"dirs": dirs, "files": files}).encode(), timeout=300
+            ["python3", "-c", WRITE], input=json.dumps({"dirs": dirs, "files": files}).encode(), timeout=300
         )
         if written.exit_code != 0:
             raise TransportError(
@@ -178,7 +140,7 @@ class ArrayJobs(SlurmJobs):
         tasks = f"{run_home(job)}/{job.run_dir}/{TASKS}"
         while True:
             try:
-                done = self._transport.run(["python3", "-c", _READ, tasks, *words], timeout=300)
+                done = self._transport.run(["python3", "-c", READ, tasks, *words], timeout=300)
             except ConnectionLost as exc:
                 self._reconnect(str(exc))
                 continue
@@ -203,20 +165,7 @@ class ArrayJobs(SlurmJobs):
                 if self._cancel.is_set():
                     self._wind_down(job, job_id)
                     raise ItemCancelled(f"the map's job array {job_id} was cancelled")
-                states = self._tasks(job_id)
-                open_ = [index for index in range(count) if index not in self._reported]
-                words = [("e" if states[i].ended else "") + str(i) for i in open_ if not states[i].waiting]
-                seen = self._read(job, words)
-                changed = False
-                for index in open_:
-                    state, info = states[index], seen.get(index)
-                    if index not in self._started and (info is not None or not (state.waiting or state.state == "UNKNOWN")):
-                        self._started.add(index)
-                        self._sink.started(index)
-                        changed = True
-                    if info is not None:
-                        self._finish(job, index, state, info)
-                        changed = True
+                states, changed = self._look(job, job_id)
                 if not self._started and clock.monotonic() - shown_at >= 60:
                     reason = next((s.reason for s in states if s.waiting and s.reason), "")
                     self._console.info(
@@ -224,7 +173,8 @@ class ArrayJobs(SlurmJobs):
                         f"waited {clock.monotonic() - submitted:.0f}s so far"
                     )
                     shown_at = clock.monotonic()
-                wait = config.poll_seconds if changed else min(wait * 1.5, config.max_poll_seconds)
+                fast = changed or self._holds.holding  # a held task is read again at the first rate
+                wait = config.poll_seconds if fast else min(wait * 1.5, config.max_poll_seconds)
                 if len(self._reported) < count:
                     self._cancel.wait(wait)
         except ItemCancelled:
@@ -235,10 +185,52 @@ class ArrayJobs(SlurmJobs):
         done = encode_result(Result(PROTOCOL, job.run_dir.rsplit("/", 1)[-1], Returned(None)))
         return Finished(0, done, False, None)
 
-    def _finish(self, job: RemoteJob, index: int, state: JobState, info: dict) -> None:
+    def _look(self, job: RemoteJob, job_id: str) -> tuple[list[JobState], bool]:
+        """One look: every task's state, the folders of those that run or ended;
+        report what ended. Returns the states and whether anything changed."""
+        states = self._tasks(job_id)
+        now = self._clock.monotonic()
+        open_ = [index for index in range(len(self._calls)) if index not in self._reported]
+        words = []
+        for index in open_:
+            state = states[index]
+            if not state.waiting:
+                self._again.discard(index)
+                words.append(("e" if state.ended else "") + str(index))
+            elif index in self._started and index not in self._again:
+                self._requeued(job_id, index, state)
+                words.append(f"r{index}")  # its last run's end is not its end
+        seen = self._read(job, words)
+        changed = False
+        for index in open_:
+            state, info = states[index], seen.get(index)
+            if index not in self._started and (info is not None or not (state.waiting or state.state == "UNKNOWN")):
+                self._started.add(index)
+                self._sink.started(index)
+                changed = True
+            if info is None:
+                self._holds.drop(index)
+            elif self._holds.ready(index, state, info, now):
+                self._finish(job, index, state, info)
+                changed = True
+        return states, changed
+
+    def _requeued(self, job_id: str, index: int, state: JobState) -> None:
+        """A started task is waiting again: Slurm requeued it (preempted, or ``scontrol
+        requeue``); it runs again from its start and is followed to its real end."""
+        self._again.add(index)
+        self._holds.drop(index)
+        reason = f", {state.reason}" if state.reason else ""
+        self._console.info(
+            f"Slurm requeued input {index} (job {job_id}_{index} is {state.state}{reason}); "
+            "it will run again from its start"
+        )
+        self._on_task(f"input {index} (run {self._calls[index].run_id}): requeued by Slurm")
+
+    def _finish(self, job: RemoteJob, index: int, state: JobState, info: dict, left: dict | None = None) -> None:
         """Settle one ended task, bring its outputs home, report it."""
         call = self._calls[index]
-        self._pull(job, index, info)
+        self._pull(job, index, info, left)
         log = info.get("log") or ""
         if log:
             self._output.write(log.encode())
@@ -269,8 +261,10 @@ class ArrayJobs(SlurmJobs):
                 )
         return settle_text(result, code, call.run_id or "")
 
-    def _pull(self, job: RemoteJob, index: int, info: dict) -> None:
-        """Move the task's outputs (its folder only) into the input's own outputs folder."""
+    def _pull(self, job: RemoteJob, index: int, info: dict, left: dict | None = None) -> None:
+        """Move the task's outputs (its folder only) into the input's own outputs folder.
+        What stays on the cluster is warned about here, or (``left`` given) noted
+        there by index for one warning."""
         call = self._calls[index]
         local = call.outputs
         if not local:
@@ -283,28 +277,85 @@ class ArrayJobs(SlurmJobs):
             self._transport.connect(wait=min(self._ready_wait, 60))
             pulled = self._transport.pull(remote, local, move=True)
         except TransportError as exc:
-            self._console.warn(f"{exc}; input {index}'s outputs stay on {self._transport.name} in {remote}")
+            if left is not None:
+                left[index] = str(exc)
+            else:
+                self._console.warn(f"{exc}; input {index}'s outputs stay on {self._transport.name} in {remote}")
             return
         self.received += pulled.received
         for path, why in pulled.dropped:
-            self._console.warn(f"left {path} of input {index}'s outputs on {self._transport.name}: {why}")
+            if left is not None:
+                left.setdefault(index, f"{path}: {why}")
+            else:
+                self._console.warn(f"left {path} of input {index}'s outputs on {self._transport.name}: {why}")
 
     # ---------------------------------------------------------------- stop
 
     def _wind_down(self, job: RemoteJob, job_id: str) -> None:
-        """Cancel the whole array, then report each started input not yet reported
-        as `ItemCancelled` (its outputs brought home first)."""
+        """Cancel the whole array, then read every input not yet reported: one that
+        ended by itself (its exit code or result is there) is settled and reported
+        as it ended; one the cancel stopped is `ItemCancelled`; both have their
+        outputs brought home first. One that never started is only noted (the map
+        reports no input it did not start). What stays on the cluster is said in
+        one warning."""
         self._scancel(job_id)
-        open_ = sorted(self._started - self._reported)
+        open_ = [index for index in range(len(self._calls)) if index not in self._reported]
+        if not open_:
+            return
+        states = self._ends(job_id)
+        unread = False
         try:
-            seen = self._read(job, [f"e{index}" for index in open_])
+            seen = self._late(job, states, self._read(job, [f"e{index}" for index in open_]))
         except (TransportError, CommandError):
-            seen = {}
+            seen, unread = {}, True
+        left: dict[int, str] = {}
         for index in open_:
-            self._pull(job, index, seen.get(index) or {})
+            info, run = seen.get(index), self._calls[index].run_id
+            if not (index in self._started or ran(info)):
+                self._reported.add(index)
+                self._on_task(f"input {index} (run {run}): cancelled before it started")
+                if unread:
+                    left[index] = "its folder could not be read"
+                continue
+            if index not in self._started:
+                self._started.add(index)
+                self._sink.started(index)
+            if has_end(info):
+                self._finish(job, index, states[index], info or {}, left)
+                continue
+            self._pull(job, index, info or {"out": unread}, left)
             self._reported.add(index)
-            self._on_task(f"input {index} (run {self._calls[index].run_id}): cancelled")
+            self._on_task(f"input {index} (run {run}): cancelled")
             self._sink.failed(index, ItemCancelled(f"input {index} was cancelled (Slurm job {job_id}_{index})"))
+        if left:
+            folder = f"{run_home(job)}/{job.run_dir}/{TASKS}"
+            first = left[min(left)]
+            self._console.warn(
+                f"outputs of {inputs_text(left)} of the cancelled job array {job_id} may be left on "
+                f"{self._transport.name} in {folder}/<index>/{OUT} ({first})"
+            )
+
+    def _ends(self, job_id: str) -> list[JobState]:
+        """The tasks' states once cancelled (UNKNOWN where the scheduler does not answer)."""
+        count = len(self._calls)
+        try:
+            return self._scheduler.tasks(job_id, count)
+        except (TransportError, CommandError, SchedulerError):
+            return [JobState(f"{job_id}_{index}", "UNKNOWN") for index in range(count)]
+
+    def _late(self, job: RemoteJob, states: list[JobState], seen: dict[int, dict]) -> dict[int, dict]:
+        """Read again, for a while, the tasks Slurm says ended by themselves whose
+        exit code and result the login node does not show yet."""
+        waiting = [index for index, info in seen.items() if lagging(states[index], info)]
+        deadline = self._clock.monotonic() + SETTLE_GRACE
+        while waiting and self._clock.monotonic() < deadline:
+            self._clock.sleep(1.0)
+            again = self._read(job, [f"e{index}" for index in waiting])
+            for index in list(waiting):
+                if has_end(again.get(index)):
+                    seen[index] = again[index]
+                    waiting.remove(index)
+        return seen
 
     def _scancel(self, job_id: str) -> None:
         if self._cancelled:

@@ -52,6 +52,7 @@ _WRITE = (
     "        handle.write(text)\n"
     "    os.replace(path + '.tmp', path)\n"
 )
+SETTLE_REREADS = 10  # at most this many extra reads of an ended job's exit code (see JobState.grace)
 STOP_WAIT = 30.0  # seconds for a cancelled job to leave the queue
 FOLLOWING = "following"  # in ctl/: touched by the driver as it follows the run (pruning keeps the run)
 # Runs runtime/slurm_prune.py from the bundle: argv = bundle, runs folder[, --background].
@@ -126,7 +127,7 @@ class SlurmJobs(RemoteJobs):
         no Slurm run has a supervisor on the login node)."""
         return self._prune_runs(runs, background=False)
 
-    def start(self, job: RemoteJob) -> None:
+    def _start(self, job: RemoteJob) -> None:
         script = render_script(job, self._spec, self._config, self._app)
         ctl = f"{run_home(job)}/{job.run_dir}/{CTL}"
         files = {"payload.json": [job.payload, 0o600], "env": [env_file(job.env), 0o600], "job.sh": [script, 0o700],
@@ -167,6 +168,8 @@ class SlurmJobs(RemoteJobs):
         wait, look_at, shown_at = self._config.poll_seconds, 0.0, 0.0
         seen: tuple[str, str] | None = None
         final: JobState | None = None
+        held_at: float | None = None  # when a PREEMPTED end of a --requeue job was first seen
+        ended_at, rereads = 0.0, 0
         while True:
             now = clock.monotonic()
             if final is None and now >= look_at:
@@ -176,8 +179,15 @@ class SlurmJobs(RemoteJobs):
                     seen, shown_at = (state.state, state.reason), now
                 look_at, wait = now + wait, min(wait * 1.5, self._config.max_poll_seconds)
                 if state.ended:
-                    final = state
+                    requeue_grace = state.grace(False, False, self._config.requeue) if state.state == "PREEMPTED" else 0
+                    held_at = now if held_at is None else held_at
+                    if requeue_grace and now - held_at < requeue_grace:  # Slurm may queue it again
+                        look_at = now + self._config.poll_seconds
+                        clock.sleep(max(0.0, look_at - clock.monotonic()))
+                        continue
+                    final, ended_at = state, now
                 elif state.waiting or state.state == "UNKNOWN":
+                    held_at = None
                     clock.sleep(max(0.0, look_at - clock.monotonic()))
                     continue
             budget = 1.0 if final is not None else min(FOLLOW_SECONDS, max(1.0, look_at - clock.monotonic()))
@@ -202,6 +212,9 @@ class SlurmJobs(RemoteJobs):
                     f"following the job on {self._transport.name} failed: {result.stderr.strip()[-500:]}"
                 )
             if final is not None:
+                rereads += 1  # each is a 1 s follow; counted too, so a clock that stands still ends it
+                if rereads <= SETTLE_REREADS and clock.monotonic() - ended_at < final.grace(False, False, False):
+                    continue  # the next follow reads the exit code again: a shared file system may show it late
                 return self._ended_without_code(job, job_id, final)
 
     def _show(self, job_id: str, state: JobState, waited: float) -> None:
