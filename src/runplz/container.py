@@ -261,6 +261,7 @@ class Container(containers.DeclarativeContainer):
         # check that misses the budget started is stopped (the fence marks it)
         transports=providers.Factory(SshTransport, runner=command_runner, clock=clock, connect_timeout=5).provider,
         clock=clock, stragglers=providers.Object(_lazy(".adapters.marked_processes", "ProcessFence")),
+        schedulers=slurm_scheduler.provider, login=local_login.provider,
     )
     plan_service = providers.Factory(  # `runplz plan`: reads only (its TreeScanner has no cache folder)
         PlanService,

@@ -200,13 +200,13 @@ HELP = {
         '\n'
         '  For a run whose driver is gone before the run ended, the backend is asked\n'
         "  how it is doing (the run's container, its run folder on the ssh or Brev box,\n"
-        '  the Brev box itself): the ON BACKEND column. Asking only reads; a backend\n'
-        '  that cannot be reached is a warning.\n'
+        '  the Brev box itself, the Slurm job): the ON BACKEND column. Asking only\n'
+        '  reads; a backend that cannot be reached is a warning.\n'
         '\n'
         'Options:\n'
         '  -n, --limit N  Show the N newest runs.  [default: 30]\n'
-        '  --no-check     Show the records only: do not ask Docker, the ssh boxes or\n'
-        '                 Brev about runs whose driver is gone.\n'
+        '  --no-check     Show the records only: do not ask Docker, the ssh boxes, Brev\n'
+        '                 or Slurm about runs whose driver is gone.\n'
         '  -h, --help     Show this message and exit.'
     ),
     ('slurm',): (
@@ -261,8 +261,8 @@ HELP = {
         '  `runplz ps`).\n'
         '\n'
         'Options:\n'
-        '  --no-check  Show the records only: do not ask Docker, the ssh boxes or Brev\n'
-        '              about runs whose driver is gone.\n'
+        '  --no-check  Show the records only: do not ask Docker, the ssh boxes, Brev or\n'
+        '              Slurm about runs whose driver is gone.\n'
         '  -h, --help  Show this message and exit.'
     ),
 }

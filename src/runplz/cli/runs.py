@@ -16,7 +16,7 @@ import click
 _RUN = click.argument("run", metavar="RUN", default="last")
 _NO_CHECK = click.option(
     "--no-check", is_flag=True,
-    help="Show the records only: do not ask Docker, the ssh boxes or Brev about runs whose driver is gone.",
+    help="Show the records only: do not ask Docker, the ssh boxes, Brev or Slurm about runs whose driver is gone.",
 )
 
 
@@ -55,7 +55,7 @@ def ps(ctx: click.Context, limit: int, no_check: bool) -> None:
 
     For a run whose driver is gone before the run ended, the backend is asked
     how it is doing (the run's container, its run folder on the ssh or Brev
-    box, the Brev box itself): the ON BACKEND column. Asking only reads; a
+    box, the Brev box itself, the Slurm job): the ON BACKEND column. Asking only reads; a
     backend that cannot be reached is a warning.
     """
     from ..services.run_views import ps_table, summaries

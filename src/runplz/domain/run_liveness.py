@@ -9,7 +9,9 @@ status` ask, only reading:
 - an ssh or Brev run: the run folder ``~/.runplz/runs/<run>/`` on the box
   (`FOLDER_SCRIPT`, one ``sh`` call per box for all its runs): does its
   supervisor live, did it write an exit code, are outputs left in ``out/``;
-- a Brev run: is the box still listed by `brev ls`, and in which state.
+- a Brev run: is the box still listed by `brev ls`, and in which state;
+- a Slurm run: its job in squeue, else sacct, and its run folder on the
+  cluster (domain/slurm_liveness.py).
 
 Only runs whose record is not ended and whose driver is gone are asked about
 (`probe_for`); the answer is a `BackendView`, one short phrase.
@@ -66,7 +68,8 @@ def folder_argv(runs: Iterable[str]) -> list[str]:
 @attrs.frozen
 class Probe:
     """Where a run is asked about: ``kind`` "docker" (this machine's engine),
-    "ssh" (``target``: the ssh target text) or "brev" (``target``: the box)."""
+    "ssh" (``target``: the ssh target text), "brev" (``target``: the box) or
+    "slurm" (``target``: the login node's ssh target, or "local": this machine)."""
 
     kind: str
     target: str = ""
@@ -80,7 +83,7 @@ def probe_for(summary: RunSummary) -> Probe | None:
         return None
     if summary.backend == "local" and summary.target == "docker":
         return Probe("docker")
-    if summary.backend in ("ssh", "brev") and summary.target:
+    if summary.backend in ("ssh", "brev", "slurm") and summary.target:
         return Probe(summary.backend, summary.target)
     return None
 

@@ -7,7 +7,8 @@ cleaned up here where runplz can name it: the run's local container; a local
 native run's job (its processes, told from every other by the run's mark in
 their environment); on an ssh or Brev box, the run's own job (the agent's
 ``kill`` of its run folder), then its outputs are brought home; a Slurm
-run's job is cancelled (``scancel``, on its login node); then the
+run's job is cancelled (``scancel``, on its login node) and, once it left
+the queue, its outputs are brought home (`SlurmDown`); then the
 teardown the run was due: an ephemeral Brev box is deleted (and forgotten by
 the ledger), a named one gets the ``on_finish`` its record says ("stop",
 "delete" or "leave"), unless another live run is using it now.
@@ -26,13 +27,14 @@ from ..domain.layout import BOOT_SCRIPT
 from ..domain.remote_layout import OUT, bundle_dir, run_dir
 from ..domain.naming import container_name
 from ..domain.run_record import Ended, Event, Note, Started, Teardown
-from ..domain.slurm_state import SchedulerError, noted_job
+from ..domain.slurm_state import noted_job
 from ..ports.clock import Clock
 from ..ports.console import Console
 from ..ports.container_engine import ContainerEngine
 from ..ports.instances import Instances
 from ..ports.ledger import BoxLedger
 from ..ports.run_store import RunStore
+from .slurm_runs import SlurmDown
 
 WAIT_SECONDS = 180.0  # for a live driver to finish its cleanup
 
@@ -110,7 +112,7 @@ class RunDown:
         if started.backend == "ssh":
             return "its driver was gone; " + self._stop_remote(run, started)
         if started.backend == "slurm":
-            return "its driver was gone; " + self._cancel_slurm(started, events)
+            return "its driver was gone; " + self._stop_slurm(run, started, events)
         if started.backend == "modal":
             return "its driver was gone; Modal stops an app whose client has gone away"
         return (
@@ -231,9 +233,11 @@ class RunDown:
             return f"could not stop the job on {started.target}: {exc}"
         return f"stopped its job on {started.target} and brought {pulled.received} bytes of outputs to {started.outputs}"
 
-    def _cancel_slurm(self, started: Started, events: tuple[Event, ...]) -> str:
-        """``scancel`` the run's Slurm job (its record notes the job id)."""
-        job = noted_job(e.text for e in events if isinstance(e, Note))
+    def _stop_slurm(self, run: str, started: Started, events: tuple[Event, ...]) -> str:
+        """``scancel`` the run's Slurm job (its record notes the job id), wait for
+        the queue, then bring its outputs home (`SlurmDown`)."""
+        notes = tuple(e.text for e in events if isinstance(e, Note))
+        job = noted_job(notes)
         if job is None:
             return "its record names no Slurm job (it was never submitted)"
         if self._schedulers is None or self._transports is None or self._login is None:
@@ -241,15 +245,7 @@ class RunDown:
         where = started.target
         try:
             transport = self._login() if where == "local" else self._transports(target=parse_target(where))
-            transport.connect(wait=60)
-            try:
-                scheduler = self._schedulers(transport=transport)
-                scheduler.cancel(job)
-                deadline = self._clock.monotonic() + 30
-                while not scheduler.state(job).ended and self._clock.monotonic() < deadline:
-                    self._clock.sleep(0.5)
-            finally:
-                transport.close()
-        except (TransportError, CommandError, SchedulerError, UsageError, OSError) as exc:
-            return f"could not cancel Slurm job {job} on {where}: {exc} (run `scancel {job}` there)"
-        return f"cancelled Slurm job {job} on {where}"
+        except UsageError as exc:
+            return f"could not reach {where} to cancel Slurm job {job}: {exc} (run `scancel {job}` there)"
+        down = SlurmDown(transport, self._schedulers(transport=transport), self._clock)
+        return down.stop(run, started.outputs, notes, where)

@@ -2,9 +2,11 @@
 
 Only reads: one container listing for all local Docker runs, one ssh
 connection (one ``sh`` that reads run folders) per box, one `brev ls` for all
-Brev runs. The checks run at once, each in its own thread, and all of them
-together get `CHECK_SECONDS`; a backend that cannot be reached, or does not
-answer in time, is a warning naming it and why, never a failure.
+Brev runs, one connection per Slurm login node (one ``python3`` that reads
+the run folders, then squeue/sacct for each run's job: `slurm_views`). The
+checks run at once, each in its own thread, and all of them together get
+`CHECK_SECONDS`; a backend that cannot be reached, or does not answer in
+time, is a warning naming it and why, never a failure.
 
 A check that misses the budget is abandoned, but what it started must not
 outlive `ps`: with ``stragglers`` (a fence, see `RunReconciler`), every
@@ -43,12 +45,18 @@ from ..domain.run_summary import RunSummary
 from ..ports.clock import Clock
 from ..ports.container_engine import ContainerEngine
 from ..ports.instances import Instances
+from .slurm_runs import slurm_views
 
 CHECK_SECONDS = 10.0  # for all the checks of one `ps` together
 SSH_COMMAND_SECONDS = CHECK_SECONDS  # the read of the run folders, once connected
 SETTLE_SECONDS = 2.0  # after the budget and the stragglers' stop, for abandoned checks to close up
 
 Views = dict[str, BackendView]
+LOCAL = "local"  # a Slurm run's target when its driver ran on the login node itself
+
+
+def _login_name(target: str) -> str:
+    return "Slurm on this machine (its login node)" if target == LOCAL else f"Slurm login node {target}"
 
 
 @attrs.frozen
@@ -150,14 +158,20 @@ class _Opened:
 
 class RunReconciler:
     """``transports(target=SshTarget)`` makes a `Transport` to a box (one that
-    gives up connecting well within the budget). ``stragglers()``, if given,
-    makes a fence: ``with fence:`` marks every program started meanwhile, and
-    ``fence.stop()`` stops those still running (`ProcessFence`)."""
+    gives up connecting well within the budget). ``schedulers(transport=)``
+    makes the `BatchScheduler` on a Slurm login node, ``login()`` this machine
+    as one (a `Transport`); without them a Slurm run is a warning.
+    ``stragglers()``, if given, makes a fence: ``with fence:`` marks every
+    program started meanwhile, and ``fence.stop()`` stops those still running
+    (`ProcessFence`)."""
 
     def __init__(
         self, engine: ContainerEngine, instances: Instances, transports: Callable[..., Any], clock: Clock,
         seconds: float = CHECK_SECONDS, stragglers: Callable[[], Any] | None = None,
+        schedulers: Callable[..., Any] | None = None, login: Callable[[], Any] | None = None,
     ) -> None:
+        self._schedulers = schedulers
+        self._login = login
         self._stragglers = stragglers
         self._engine = engine
         self._instances = instances
@@ -168,10 +182,13 @@ class RunReconciler:
     def check(self, summaries: Sequence[RunSummary]) -> Reconciled:
         """The backend's view of each run of ``summaries`` that `probe_for` picks."""
         groups: dict[Probe, list[str]] = defaultdict(list)
+        slurm: dict[str, list[RunSummary]] = defaultdict(list)
         for summary in summaries:
             probe = probe_for(summary)
             if probe is not None:
                 groups[probe].append(summary.run)
+                if probe.kind == "slurm":
+                    slurm[probe.target].append(summary)
         if not groups:
             return Reconciled()
         fence = self._stragglers() if self._stragglers is not None else None
@@ -185,6 +202,8 @@ class RunReconciler:
                     checks.start("the local Docker engine", runs, self._docker(runs))
                 elif probe.kind == "ssh":
                     checks.start(f"ssh box {probe.target}", runs, self._folders_of(probe.target, runs, opened))
+                elif probe.kind == "slurm":
+                    checks.start(_login_name(probe.target), runs, self._slurm(probe.target, slurm[probe.target], opened))
                 else:
                     brev[probe.target] = runs
             if brev:
@@ -224,6 +243,22 @@ class RunReconciler:
                 views.update({run: shown for run in runs})
         found = folders.wait()
         return Reconciled({**views, **found.views}, found.warnings)
+
+    def _slurm(self, target: str, summaries: Sequence[RunSummary], opened: _Opened) -> Callable[[], Views]:
+        """The Slurm runs of one login node: its run folders, then squeue/sacct (`slurm_views`)."""
+
+        def work() -> Views:
+            if self._schedulers is None or (target == LOCAL and self._login is None):
+                raise RunplzError("this runplz has no Slurm client wired in")
+            transport = self._login() if target == LOCAL else self._transports(target=parse_target(target))
+            opened.add(transport)
+            try:
+                transport.connect(wait=0)
+                return slurm_views(transport, self._schedulers(transport=transport), summaries)
+            finally:
+                opened.close(transport)
+
+        return work
 
     def _folders_of(
         self, target: str, runs: Sequence[str], opened: _Opened, brev: bool = False

@@ -95,6 +95,7 @@ class ArrayJobs(SlurmJobs):
     def _start(self, job: RemoteJob) -> None:
         began = self._clock.monotonic()
         home = run_home(job)
+        self._home = home
         folder = f"{home}/{job.run_dir}"
         repo_root = find_repo_root(self._calls[0].script)
         files = {f"{folder}/{CTL}/env": [env_file(job.env), 0o600]}

@@ -34,10 +34,11 @@ from ..domain.errors import ConfigError, ItemCancelled
 from ..domain.config import SlurmConfig
 from ..domain.layout import BOOT_SCRIPT, PAYLOAD_FILE
 from ..domain.machine import Machine
-from ..domain.remote_layout import CTL, OUT, REPO, ROOT
+from ..domain.remote_layout import CTL, OUT, REPO
 from ..domain.run_record import Note
 from ..domain.slurm import check_container_image
 from ..domain.slurm_limits import array_refusal
+from ..domain.slurm_liveness import RUNS, folder_note
 from ..domain.slurm_state import job_note
 from ..ports.backend import Cancel, ItemSink
 from ..ports.clock import Clock
@@ -52,7 +53,7 @@ from .slurm_array import ArrayJobs
 from .slurm_jobs import SlurmJobs
 from .slurm_limits import ClusterLimits
 
-RUNS_FOLDER = f"{ROOT}/slurm-runs"
+RUNS_FOLDER = RUNS  # under the workdir; `runplz ps` and `down` look there too
 LOCAL_TARGET = "local"  # the run record's target when runplz runs on the login node
 MAP_CONCURRENCY = 8  # a map's tasks running at once (``%K`` of ``--array``) unless ``concurrency=`` says
 
@@ -192,9 +193,12 @@ class SlurmBackend:
             def submitted(job: str) -> None:
                 record.event(Note(job_note(job, transport.name), self._clock.now()))
 
+            def placed(folder: str) -> None:
+                record.event(Note(folder_note(folder), self._clock.now()))
+
             jobs_for = functools.partial(
                 SlurmJobs, scheduler=self._schedulers(transport=transport), config=config, spec=spec,
-                app=call.app, on_submit=submitted,
+                app=call.app, on_submit=submitted, on_folder=placed,
             )
             return self._path(jobs_for).call(call, record)
 
@@ -226,6 +230,7 @@ class SlurmBackend:
                 jobs_for = functools.partial(
                     ArrayJobs, scheduler=self._schedulers(transport=transport), config=config, spec=first.spec,
                     app=first.app, on_submit=lambda job: note(job_note(job, transport.name)),
+                    on_folder=lambda folder: note(folder_note(folder)),
                     calls=calls, concurrency=concurrency, sink=sink, cancel=cancel, on_task=note,
                 )
                 self._path(jobs_for, ArrayGate(transport, len(calls))).call(whole, record)

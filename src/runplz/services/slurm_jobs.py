@@ -92,6 +92,7 @@ class SlurmJobs(RemoteJobs):
         spec: FunctionSpec,
         app: str,
         on_submit: Callable[[str], None] = lambda job: None,
+        on_folder: Callable[[str], None] = lambda folder: None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -103,12 +104,15 @@ class SlurmJobs(RemoteJobs):
         self._app = app
         self._notify = on_submit
         self._on_submit = self._submitted  # what every start calls once its job is queued
+        self._home = ""  # the workdir on the cluster (absolute), known at start
+        self._on_folder = on_folder  # told the run folder's absolute path once its job is queued
         self.job_ids: dict[str, str] = {}  # run folder -> Slurm job id
 
     def _submitted(self, job_id: str) -> None:
         self._notify(job_id)
         run_dir = next((folder for folder, job in self.job_ids.items() if job == job_id), None)
         if run_dir is not None:
+            self._on_folder(posixpath.join(self._home, run_dir))  # `ps` and `down` find it by this
             self._prune_runs(posixpath.dirname(run_dir), background=True)
 
     def _prune_runs(self, runs: str, background: bool) -> str:
@@ -129,7 +133,8 @@ class SlurmJobs(RemoteJobs):
 
     def _start(self, job: RemoteJob) -> None:
         script = render_script(job, self._spec, self._config, self._app)
-        ctl = f"{run_home(job)}/{job.run_dir}/{CTL}"
+        self._home = run_home(job)
+        ctl = f"{self._home}/{job.run_dir}/{CTL}"
         files = {"payload.json": [job.payload, 0o600], "env": [env_file(job.env), 0o600], "job.sh": [script, 0o700],
                  FOLLOWING: ["", 0o600]}
         written = self._transport.run(
