@@ -56,13 +56,15 @@ fi
 # boxes and jobs, so the fast tests (fakes, properties) run beside them on the other
 # core; their report follows the real tests' one. Either failing fails the run.
 fast_log=$(mktemp)
-trap 'rm -f "$fast_log"' EXIT
+fast=""
+trap 'if [ -n "$fast" ]; then kill "$fast" 2>/dev/null || true; fi; rm -f "$fast_log"' EXIT
 .venv/bin/python -m pytest -m "not real" -p no:cacheprovider >"$fast_log" 2>&1 &
 fast=$!
 real_rc=0
 .venv/bin/python -m pytest -m real || real_rc=$?
 fast_rc=0
 wait "$fast" || fast_rc=$?
+fast=""
 echo
 echo "=== the fast tests (run beside the real ones) ==="
 cat "$fast_log"

@@ -570,3 +570,23 @@ def _sacct(cluster, job: str, count: int, timeout: float = 60) -> dict[str, str]
 @pytest.fixture(scope="module")
 def slurm_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
+
+
+# ------------------------------------------------------------- a job whose id cannot be recorded
+
+
+def test_a_job_whose_id_cannot_be_put_on_record_is_cancelled_at_once(rig):
+    """Once sbatch answered, the job's id goes to the run's record; if that fails
+    (say a local error writing it), nothing could find the job to stop it later:
+    it is cancelled there and then, and the error goes on."""
+    jobs, job = rig.jobs([{}, {}], 1)
+
+    def lost(job_id: str) -> None:
+        raise OSError("the record could not be written")
+
+    jobs._notify = lost
+    with pytest.raises(OSError, match="could not be written"):
+        jobs.start(job)
+    job_id = jobs.job_ids[RUN_DIR]
+    until(lambda: all(state.ended for state in rig.slurm.tasks(job_id, 2)))
+    assert [state.state for state in rig.slurm.tasks(job_id, 2)] == ["CANCELLED", "CANCELLED"]

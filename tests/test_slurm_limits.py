@@ -286,6 +286,24 @@ def test_outputs_still_out_keep_a_run_and_a_silent_squeue_prunes_nothing(tmp_pat
     assert (outputs / "tasks" / "1" / "out" / "part.txt").exists() and not (runs / "r10").exists()
 
 
+@needs_states
+def test_a_run_without_an_end_of_its_own_is_kept_until_it_is_abandoned(tmp_path):
+    """squeue may not list a live job (a hidden partition, another cluster sharing
+    $HOME, a job held for long): without its own exit code a run is kept whole,
+    until nothing in it changed for 30 days."""
+    runs = tmp_path / "slurm-runs"
+    for i in range(11):
+        make_run(runs, f"r{i:02d}", age_days=2 + i)
+    unlisted = make_run(runs, "unlisted", age_days=20, ended=False)  # not in squeue's answer, no exit code
+    array = make_run(runs, "array-unfinished", age_days=20, ended=False, tasks=2)
+    os.remove(array / "tasks" / "1" / "exit_code")  # task 1 has not ended
+    abandoned = make_run(runs, "abandoned", age_days=31, ended=False)
+    slurm_prune.prune_runs(str(runs), "")
+    for kept in (unlisted, array):
+        assert (kept / "repo" / "job.py").exists() and (kept / "ctl" / "job.sh").exists()
+    assert not abandoned.exists()  # counted finished at its last change: past the 10 newest, outputs home
+
+
 def test_without_prune_states_nothing_is_touched(tmp_path, monkeypatch):
     runs = tmp_path / "slurm-runs"
     for i in range(12):

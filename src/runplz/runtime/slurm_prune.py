@@ -13,8 +13,13 @@ run has no supervisor on the login node, so here a run folder is
   `RECENT` (a job just submitted, or one that just ended and whose driver is
   reading its end);
 - unstarted without ``ctl/job.sh`` (an upload that was never submitted);
-- finished otherwise, at the newest of those files' times (a job array's task
-  folders count too).
+- finished once its job wrote its own end (``ctl/exit_code``; for a job array,
+  every task folder's ``exit_code``), at the newest of those files' times;
+- otherwise unknown, and kept: squeue may not list a live job (a partition
+  hidden from this user, another cluster sharing this $HOME, a job held for
+  long), so a run without an end of its own counts as finished only once
+  nothing in it has changed for `ABANDONED` (a job Slurm killed before its
+  script wrote its code; a driver that died and no `runplz down`).
 
 When squeue cannot be asked, nothing is pruned. Run on the login node, in the
 workdir, as ``python3 -c <load this> <bundle> <runs> [--background]``
@@ -31,6 +36,7 @@ import time
 from typing import Collection
 
 RECENT = 3600.0  # seconds
+ABANDONED = 30 * 86400.0  # seconds untouched before a run without an end of its own counts as finished
 _FILES = ("following", "job.sh", "job.log", "exit_code")
 
 
@@ -55,6 +61,19 @@ def _latest(path: str) -> float:
     return max(times)
 
 
+def _ended(path: str) -> bool:
+    """Whether the run's job wrote its own end: ``ctl/exit_code``, or for a job
+    array an ``exit_code`` in every task folder."""
+    if os.path.exists(os.path.join(path, "ctl", "exit_code")):
+        return True
+    tasks = os.path.join(path, "tasks")
+    try:
+        names = [name for name in os.listdir(tasks) if name.isdigit()]
+    except OSError:
+        return False
+    return bool(names) and all(os.path.exists(os.path.join(tasks, name, "exit_code")) for name in names)
+
+
 def slurm_state(live: Collection[str], now: float):
     """A run folder's state for `runtime.prune`, with ``live`` the run folder
     names squeue lists."""
@@ -67,20 +86,21 @@ def slurm_state(live: Collection[str], now: float):
             return "running", 0.0
         if not os.path.exists(os.path.join(path, "ctl", "job.sh")):
             return "unstarted", 0.0
-        return "finished", latest
+        if _ended(path) or now - latest >= ABANDONED:
+            return "finished", latest
+        return "unknown", 0.0
 
     return state
 
 
 def squeue_folders() -> str | None:
-    """This user's jobs' working folders, one a line (squeue ``%Z``); None when
-    squeue cannot be asked."""
+    """This user's jobs' working folders, one a line (squeue ``%Z``, every
+    partition, hidden ones too, by uid); None when squeue cannot be asked."""
     try:
-        user = os.environ.get("USER") or __import__("pwd").getpwuid(os.getuid()).pw_name
         done = subprocess.run(
-            ["squeue", "-h", "-u", user, "-o", "%Z"], capture_output=True, text=True, timeout=120,
+            ["squeue", "-h", "-a", "-u", str(os.getuid()), "-o", "%Z"], capture_output=True, text=True, timeout=120,
         )
-    except (OSError, subprocess.SubprocessError, KeyError):
+    except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
 

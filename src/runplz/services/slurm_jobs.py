@@ -18,8 +18,9 @@ the partition's limit that will hold it (a warning when it has none:
 
 Old run folders are pruned by the box's rule with the scheduler's liveness
 (runtime/slurm_prune.py): on the login node, in the background, after each
-submit (the just-submitted job's folder is live). The follower touches
-``ctl/following`` as it follows, so a run being followed is never pruned.
+submit (the just-submitted job's folder is live). Only a run whose job wrote
+its own end counts as finished; the follower also touches ``ctl/following`` as
+it follows.
 """
 
 from __future__ import annotations
@@ -30,29 +31,17 @@ from typing import Any, Callable
 
 from ..domain.config import SlurmConfig
 from ..domain.errors import CommandError, ConnectionLost, TransportError
-from ..domain.remote_layout import CTL, PENDING_MARK, REPO, RESULT_MARK
+from ..domain.remote_layout import CTL, OUT, PENDING_MARK, REPO, RESULT_MARK
 from ..domain.slurm import batch_script, container_argv, env_file, job_name, sbatch_directives
 from ..domain.slurm_state import JobState, SchedulerError
 from ..domain.spec import FunctionSpec
 from ..ports.scheduler import BatchScheduler
 from .remote_run import FOLLOW_SECONDS, Finished, RemoteJob, RemoteJobs, _marked
 from .slurm_limits import ClusterLimits, NoticingScheduler
+from .slurm_tasks import WRITE
 
-# Writes a run's ctl files from JSON on stdin: {"ctl": ..., "files": {name: [text, mode]}}.
-_WRITE = (
-    "import json, os, sys\n"
-    "spec = json.load(sys.stdin)\n"
-    "os.makedirs(spec['ctl'], exist_ok=True)\n"
-    "os.makedirs(os.path.join(os.path.dirname(spec['ctl']), 'out'), exist_ok=True)\n"
-    "for name, (text, mode) in spec['files'].items():\n"
-    "    path = os.path.join(spec['ctl'], name)\n"
-    "    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)\n"
-    "    os.fchmod(fd, mode)\n"
-    "    with os.fdopen(fd, 'w') as handle:\n"
-    "        handle.write(text)\n"
-    "    os.replace(path + '.tmp', path)\n"
-)
 SETTLE_REREADS = 10  # at most this many extra reads of an ended job's exit code (see JobState.grace)
+REQUEUE_LOOKS = 600  # at most this many looks at a PREEMPTED --requeue job waiting to be queued again
 STOP_WAIT = 30.0  # seconds for a cancelled job to leave the queue
 FOLLOWING = "following"  # in ctl/: touched by the driver as it follows the run (pruning keeps the run)
 # Runs runtime/slurm_prune.py from the bundle: argv = bundle, runs folder[, --background].
@@ -109,10 +98,20 @@ class SlurmJobs(RemoteJobs):
         self.job_ids: dict[str, str] = {}  # run folder -> Slurm job id
 
     def _submitted(self, job_id: str) -> None:
-        self._notify(job_id)
         run_dir = next((folder for folder, job in self.job_ids.items() if job == job_id), None)
+        try:
+            self._notify(job_id)
+            if run_dir is not None:
+                self._on_folder(posixpath.join(self._home, run_dir))  # `ps` and `down` find it by this
+        except BaseException:  # the job's id is not on record: nothing could find it to stop it
+            try:
+                self._scheduler.cancel(job_id)
+            except (TransportError, CommandError, SchedulerError):
+                self._console.warn(
+                    f"could not cancel Slurm job {job_id} on {self._transport.name}: run `scancel {job_id}` there"
+                )
+            raise
         if run_dir is not None:
-            self._on_folder(posixpath.join(self._home, run_dir))  # `ps` and `down` find it by this
             self._prune_runs(posixpath.dirname(run_dir), background=True)
 
     def _prune_runs(self, runs: str, background: bool) -> str:
@@ -137,9 +136,9 @@ class SlurmJobs(RemoteJobs):
         ctl = f"{self._home}/{job.run_dir}/{CTL}"
         files = {"payload.json": [job.payload, 0o600], "env": [env_file(job.env), 0o600], "job.sh": [script, 0o700],
                  FOLLOWING: ["", 0o600]}
-        written = self._transport.run(
-            ["python3", "-c", _WRITE], input=json.dumps({"ctl": ctl, "files": files}).encode(), timeout=300
-        )
+        spec = {"dirs": [ctl, posixpath.join(posixpath.dirname(ctl), OUT)],
+                "files": {posixpath.join(ctl, name): value for name, value in files.items()}}
+        written = self._transport.run(["python3", "-c", WRITE], input=json.dumps(spec).encode(), timeout=300)
         if written.exit_code != 0:
             raise TransportError(
                 f"writing the run's files on {self._transport.name} failed: {written.stderr.strip()[-500:]}"
@@ -174,7 +173,7 @@ class SlurmJobs(RemoteJobs):
         seen: tuple[str, str] | None = None
         final: JobState | None = None
         held_at: float | None = None  # when a PREEMPTED end of a --requeue job was first seen
-        ended_at, rereads = 0.0, 0
+        ended_at, rereads, held_looks = 0.0, 0, 0
         while True:
             now = clock.monotonic()
             if final is None and now >= look_at:
@@ -186,13 +185,14 @@ class SlurmJobs(RemoteJobs):
                 if state.ended:
                     requeue_grace = state.grace(False, False, self._config.requeue) if state.state == "PREEMPTED" else 0
                     held_at = now if held_at is None else held_at
-                    if requeue_grace and now - held_at < requeue_grace:  # Slurm may queue it again
+                    held_looks += 1 if requeue_grace else 0  # counted too, so a clock that stands still ends it
+                    if requeue_grace and now - held_at < requeue_grace and held_looks <= REQUEUE_LOOKS:
                         look_at = now + self._config.poll_seconds
                         clock.sleep(max(0.0, look_at - clock.monotonic()))
                         continue
                     final, ended_at = state, now
                 elif state.waiting or state.state == "UNKNOWN":
-                    held_at = None
+                    held_at, held_looks = None, 0
                     clock.sleep(max(0.0, look_at - clock.monotonic()))
                     continue
             budget = 1.0 if final is not None else min(FOLLOW_SECONDS, max(1.0, look_at - clock.monotonic()))

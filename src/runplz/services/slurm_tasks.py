@@ -1,6 +1,7 @@
 """The task folders of a map's job array, as `ArrayJobs` (slurm_array.py) reads them.
 
-- The remote programs: `WRITE` writes the task folders before ``sbatch``;
+- The remote programs: `WRITE` writes a run's files and task folders before ``sbatch``
+  (one job's too, see slurm_jobs);
   `READ` reads the folders of the tasks that run or ended (one command per
   look) and clears a requeued task's last end.
 - `Holds`: when an ended task may be settled. The cluster's shared file
