@@ -32,6 +32,7 @@ from .slurm_state import JobState
 
 RUNS = f"{ROOT}/slurm-runs"  # the slurm backend's run folders, under the workdir
 TASKS = "tasks"  # inside an array's run folder: one folder per input, by index
+LOCAL_TARGET = "local"  # a Slurm run's record target when its driver ran on the login node itself
 FOLDER_MARK = "@@runplz-slurm-ps "
 _FOLDER_NOTE = "slurm run folder "
 

@@ -42,6 +42,7 @@ from ..domain.run_liveness import (
     probe_for,
 )
 from ..domain.run_summary import RunSummary
+from ..domain.slurm_liveness import LOCAL_TARGET as LOCAL  # a Slurm run's target when its driver ran on the login node
 from ..ports.clock import Clock
 from ..ports.container_engine import ContainerEngine
 from ..ports.instances import Instances
@@ -52,7 +53,6 @@ SSH_COMMAND_SECONDS = CHECK_SECONDS  # the read of the run folders, once connect
 SETTLE_SECONDS = 2.0  # after the budget and the stragglers' stop, for abandoned checks to close up
 
 Views = dict[str, BackendView]
-LOCAL = "local"  # a Slurm run's target when its driver ran on the login node itself
 
 
 def _login_name(target: str) -> str:

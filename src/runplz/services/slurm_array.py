@@ -37,6 +37,7 @@ from ..domain.layout import PAYLOAD_FILE
 from ..domain.payload import PROTOCOL, Result, Returned
 from ..domain.remote_layout import CTL, OUT
 from ..domain.slurm import TASK_FOLDER, array_range, batch_script, container_argv, env_file, job_name, sbatch_directives
+from ..domain.slurm_liveness import TASKS
 from ..domain.slurm_state import SETTLE_GRACE, JobState, SchedulerError
 from ..ports.backend import Cancel, ItemSink
 from ..protocol.wire import encode_dispatch, encode_result
@@ -44,7 +45,7 @@ from .remote_run import Finished, RemoteJob
 from .repo import find_repo_root
 from .runs import dispatch_for, settle_text
 from .slurm_jobs import STOP_WAIT, SlurmJobs, run_home
-from .slurm_tasks import LOG, READ, TASKS, WRITE, Holds, has_end, inputs_text, lagging, ran
+from .slurm_tasks import LOG, READ, WRITE, Holds, has_end, inputs_text, lagging, ran
 
 def array_script(job: RemoteJob, spec: Any, config: Any, app: str, count: int, limit: int) -> str:
     """The array job's batch script (what `ArrayJobs.start` submits)."""

@@ -38,7 +38,7 @@ from ..domain.remote_layout import CTL, OUT, REPO
 from ..domain.run_record import Note
 from ..domain.slurm import check_container_image
 from ..domain.slurm_limits import array_refusal
-from ..domain.slurm_liveness import RUNS, folder_note
+from ..domain.slurm_liveness import LOCAL_TARGET, RUNS, folder_note
 from ..domain.slurm_state import job_note
 from ..ports.backend import Cancel, ItemSink
 from ..ports.clock import Clock
@@ -54,7 +54,6 @@ from .slurm_jobs import SlurmJobs
 from .slurm_limits import ClusterLimits
 
 RUNS_FOLDER = RUNS  # under the workdir; `runplz ps` and `down` look there too
-LOCAL_TARGET = "local"  # the run record's target when runplz runs on the login node
 MAP_CONCURRENCY = 8  # a map's tasks running at once (``%K`` of ``--array``) unless ``concurrency=`` says
 
 
@@ -76,56 +75,15 @@ class SlurmSettings:
         )
 
 
-class InFolder:
-    """A `Transport` whose relative paths and commands start in ``folder`` on the
-    target (made when missing) instead of its login folder: the workdir."""
+class Wrapped:
+    """A `Transport` that hands every call to ``transport``; subclasses change one part."""
 
-    def __init__(self, transport: Transport, folder: str) -> None:
+    def __init__(self, transport: Transport) -> None:
         self._transport = transport
-        self._folder = folder
-        self.name = transport.name
-
-    def _at(self, path: str | None) -> str | None:
-        return path if path is None or path.startswith("/") else posixpath.join(self._folder, path)
-
-    def connect(self, wait: float = 0) -> None:
-        self._transport.connect(wait)
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def run(self, argv: Sequence[str], *, input: Input = None, timeout: float | None = None,
-            on_output: Callable[[bytes], None] | None = None) -> CommandResult:
-        wrapped = ["sh", "-c", 'mkdir -p "$1" && cd "$1" && shift && exec "$@"', "sh", self._folder, *argv]
-        return self._transport.run(wrapped, input=input, timeout=timeout, on_output=on_output)
-
-    def push(self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None) -> int:
-        return self._transport.push(local, self._at(remote) or remote, paths, self._at(basis))
-
-    def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
-        return self._transport.pull(self._at(remote) or remote, local, move)
-
-
-class ArrayGate:
-    """A `Transport` whose first ``connect`` also checks that a map of ``count``
-    inputs fits in one job array (MaxArraySize, from ``scontrol show config``):
-    `ConfigError` when it does not, before the run path uploads anything. A
-    cluster that does not say leaves the judging to sbatch."""
-
-    def __init__(self, transport: Transport, count: int) -> None:
-        self._transport = transport
-        self._count = count
-        self._checked = False
         self.name = transport.name
 
     def connect(self, wait: float = 0) -> None:
         self._transport.connect(wait)
-        if not self._checked:
-            self._checked = True
-            limit = ClusterLimits(self._transport).max_array_size()
-            refusal = array_refusal(self._count, limit, self.name) if limit is not None else None
-            if refusal is not None:
-                raise ConfigError(refusal)
 
     def close(self) -> None:
         self._transport.close()
@@ -139,6 +97,50 @@ class ArrayGate:
 
     def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
         return self._transport.pull(remote, local, move)
+
+
+class InFolder(Wrapped):
+    """A `Transport` whose relative paths and commands start in ``folder`` on the
+    target (made when missing) instead of its login folder: the workdir."""
+
+    def __init__(self, transport: Transport, folder: str) -> None:
+        super().__init__(transport)
+        self._folder = folder
+
+    def _at(self, path: str | None) -> str | None:
+        return path if path is None or path.startswith("/") else posixpath.join(self._folder, path)
+
+    def run(self, argv: Sequence[str], *, input: Input = None, timeout: float | None = None,
+            on_output: Callable[[bytes], None] | None = None) -> CommandResult:
+        wrapped = ["sh", "-c", 'mkdir -p "$1" && cd "$1" && shift && exec "$@"', "sh", self._folder, *argv]
+        return self._transport.run(wrapped, input=input, timeout=timeout, on_output=on_output)
+
+    def push(self, local: str, remote: str, paths: Sequence[str] | None = None, basis: str | None = None) -> int:
+        return self._transport.push(local, self._at(remote) or remote, paths, self._at(basis))
+
+    def pull(self, remote: str, local: str, move: bool = False) -> Pulled:
+        return self._transport.pull(self._at(remote) or remote, local, move)
+
+
+class ArrayGate(Wrapped):
+    """A `Transport` whose first ``connect`` also checks that a map of ``count``
+    inputs fits in one job array (MaxArraySize, from ``scontrol show config``):
+    `ConfigError` when it does not, before the run path uploads anything. A
+    cluster that does not say leaves the judging to sbatch."""
+
+    def __init__(self, transport: Transport, count: int) -> None:
+        super().__init__(transport)
+        self._count = count
+        self._checked = False
+
+    def connect(self, wait: float = 0) -> None:
+        self._transport.connect(wait)
+        if not self._checked:
+            self._checked = True
+            limit = ClusterLimits(self._transport).max_array_size()
+            refusal = array_refusal(self._count, limit, self.name) if limit is not None else None
+            if refusal is not None:
+                raise ConfigError(refusal)
 
 
 class ImageJobSetup:

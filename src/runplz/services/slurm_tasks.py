@@ -19,7 +19,6 @@ from typing import Iterable
 
 from ..domain.slurm_state import JobState
 
-TASKS = "tasks"  # inside the run folder: one folder per input, by index
 LOG = "job.log"
 LOG_LIMIT = 1 << 20  # at most this much of a task's log is written out (its end)
 # Writes files (and makes folders) from JSON on stdin: {"dirs": [...], "files": {path: [text, mode]}}.
