@@ -44,7 +44,7 @@ from ..protocol.wire import encode_dispatch, encode_result
 from .remote_run import Finished, RemoteJob
 from .repo import find_repo_root
 from .runs import dispatch_for, settle_text
-from .slurm_jobs import STOP_WAIT, SlurmJobs, run_home
+from .slurm_jobs import SlurmJobs, run_home
 from .slurm_tasks import LOG, READ, WRITE, Holds, has_end, inputs_text, lagging, ran
 
 def array_script(job: RemoteJob, spec: Any, config: Any, app: str, count: int, limit: int) -> str:
@@ -363,17 +363,7 @@ class ArrayJobs(SlurmJobs):
         if self._cancelled:
             return
         self._cancelled = True
-        try:
-            self._transport.connect(wait=min(self._ready_wait, 60))
-            self._scheduler.cancel(job_id)
-            self._console.info(f"cancelled Slurm job array {job_id}")
-            deadline = self._clock.monotonic() + STOP_WAIT
-            while self._clock.monotonic() < deadline:
-                if all(s.ended or s.state == "UNKNOWN" for s in self._scheduler.tasks(job_id, len(self._calls))):
-                    break
-                self._clock.sleep(0.5)
-        except (TransportError, CommandError, SchedulerError) as exc:
-            self._console.warn(f"could not cancel Slurm job array {job_id} on {self._transport.name}: {exc}")
+        self._cancel_job(job_id, len(self._calls))
 
     def stop(self, job: RemoteJob) -> None:
         job_id = self.job_ids.get(job.run_dir)

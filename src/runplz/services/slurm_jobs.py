@@ -242,12 +242,23 @@ class SlurmJobs(RemoteJobs):
         job_id = self.job_ids.get(job.run_dir)
         if job_id is None:
             return
+        self._cancel_job(job_id)
+
+    def _cancel_job(self, job_id: str, tasks: int | None = None) -> None:
+        """``scancel`` job ``job_id`` (an array of ``tasks`` tasks, or one job) and wait
+        up to `STOP_WAIT` until it has left the queue; a warning if it cannot be."""
+        what = f"job array {job_id}" if tasks is not None else f"job {job_id}"
         try:
             self._transport.connect(wait=min(self._ready_wait, 60))
             self._scheduler.cancel(job_id)
-            self._console.info(f"cancelled Slurm job {job_id}")
+            self._console.info(f"cancelled Slurm {what}")
             deadline = self._clock.monotonic() + STOP_WAIT
-            while not self._scheduler.state(job_id).ended and self._clock.monotonic() < deadline:
+            while self._clock.monotonic() < deadline and not self._gone(job_id, tasks):
                 self._clock.sleep(0.5)
         except (TransportError, CommandError, SchedulerError) as exc:
-            self._console.warn(f"could not cancel Slurm job {job_id} on {self._transport.name}: {exc}")
+            self._console.warn(f"could not cancel Slurm {what} on {self._transport.name}: {exc}")
+
+    def _gone(self, job_id: str, tasks: int | None) -> bool:
+        if tasks is None:
+            return self._scheduler.state(job_id).ended
+        return all(s.ended or s.state == "UNKNOWN" for s in self._scheduler.tasks(job_id, tasks))
