@@ -441,7 +441,7 @@ image = Image.from_registry("python:3.11-slim")
 
 
 @app.function(image=image, min_memory=0.1, timeout=600)
-def work(x, how="return", marker="", pause=0.0):
+def work(x, how="return", marker="", pause=0.0, gate=""):
     with open(os.path.join(os.environ["RUNPLZ_OUT"], f"item-{x}.txt"), "w") as handle:
         handle.write(str(x))
     restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
@@ -449,6 +449,8 @@ def work(x, how="return", marker="", pause=0.0):
         with open(marker, "a") as handle:
             handle.write(f"{restarts}\\n")
     time.sleep(pause)
+    while gate and not os.path.exists(gate):
+        time.sleep(0.1)
     if how == "raise":
         raise ValueError(f"input {x} is bad")
     if how == "block" or (how == "once" and not restarts):
@@ -492,16 +494,20 @@ def in_background(work):
 
 @pytest.mark.real
 def test_real_cluster_cancel_between_two_polls_keeps_what_ended(tmp_path, slurm_cluster, slurm_login, slurm_cache):
-    """Polls 60 s apart; %1. Input 0 runs 3 s and returns, input 1 fails at once,
-    input 2 starts and blocks, input 3 waits; then Ctrl-C, before the second poll
-    saw any of it."""
+    """Polls 60 s apart; %1. Input 0 runs until the follower has seen it run (a gate
+    the test opens then), and returns; input 1 fails at once, input 2 starts and
+    blocks, input 3 waits; then Ctrl-C, before the next poll saw any of it."""
     import _thread
 
     bound = real_bound(tmp_path, slurm_cache, 60.0)
     marker = os.path.join(slurm_cluster.shared, f"edges-{os.getpid()}-{time.monotonic_ns()}")
-    inputs = [{"pause": 3.0}, {"how": "raise"}, {"how": "block", "marker": marker}, {}]
+    gate = marker + ".gate"
+    inputs = [{"gate": gate}, {"how": "raise"}, {"how": "block", "marker": marker}, {}]
 
     def interrupt():
+        until(lambda: any("running 1" in line for line in bound.console.progresses), timeout=180)
+        with open(gate, "w"):
+            pass  # a poll saw input 0 running; the next is 60 s away
         until(lambda: os.path.exists(marker), timeout=120)
         _thread.interrupt_main()
 
@@ -510,7 +516,7 @@ def test_real_cluster_cancel_between_two_polls_keeps_what_ended(tmp_path, slurm_
     with pytest.raises(KeyboardInterrupt):
         _map_each(bound.module.work, inputs, concurrency=1)
     join()
-    assert time.monotonic() - began < 120
+    assert time.monotonic() - began < 240
     array = real_array(bound)
     assert slurm_cluster.queue() == []
     for index in range(3):  # input 0 returned, 1 failed, 2 was stopped: all their outputs came home
@@ -552,7 +558,7 @@ def test_real_cluster_a_requeued_task_is_followed_to_its_real_end(tmp_path, slur
 def _map_each(function, inputs: list[dict], concurrency: int) -> list:
     """``function.map``: input ``i`` is ``work(i, **inputs[i])`` (by position)."""
     columns = [[item.get(name, default) for item in inputs]
-               for name, default in (("how", "return"), ("marker", ""), ("pause", 0.0))]
+               for name, default in (("how", "return"), ("marker", ""), ("pause", 0.0), ("gate", ""))]
     return list(function.map(range(len(inputs)), *columns, concurrency=concurrency))
 
 
