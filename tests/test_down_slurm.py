@@ -3,6 +3,8 @@ the whole array), wait for the queue to empty (bounded), then bring the
 outputs home where the live driver would have put them (one job: the run's
 outputs folder; an array: ``<outputs>/<index>/`` for each task that left
 some), never anything that reaches outside it; then record the run's end.
+Only then: a job not cancelled, or outputs that did not come home, leave the
+run open (a note says why; `down` fails with one line and can be run again).
 
 Fast: `RunDown` over `FakeSlurm` and a login home reached through a
 `LocalTransport` (real files, the real pull). Then, marked ``real``: the CLI
@@ -24,7 +26,9 @@ from runplz.adapters.subprocess_runner import SubprocessRunner
 from runplz.domain.run_record import Ended, Note, Phase, Started
 from runplz.domain.slurm_liveness import RUNS, folder_note
 from runplz.domain.slurm_state import JobState, job_note
-from runplz.services.run_down import RunDown
+from runplz.domain.errors import TransportError
+from runplz.domain.slurm_state import SchedulerError
+from runplz.services.run_down import DownRefused, DownUnfinished, RunDown
 from runplz.testing import FakeBrev, FakeClock, FakeContainerEngine, FakeLedger, FakeRunStore, FakeSlurm, RecordingConsole
 
 from .ps_world import Runplz
@@ -46,6 +50,7 @@ class Parts:
         (self.folder / "out").mkdir(parents=True)
         self.outputs = tmp_path / "mine" / "out"
         self.made: list[str] = []
+        self.scheduler = None  # another BatchScheduler than FakeSlurm
 
     def record(self, target: str = "login1", job: str | None = None, *notes: str) -> None:
         self.store.begin(Started(RUN, "slurm", target, "demo", "train", (), (), str(self.outputs), 1.0))
@@ -77,7 +82,7 @@ class Parts:
         return RunDown(
             self.store, self.clock, RecordingConsole(), FakeContainerEngine(), FakeBrev(clock=self.clock), FakeLedger(),
             transports=self.transports, bundle_digest=lambda: "0" * 64,
-            schedulers=lambda transport: scheduler or self.slurm, login=self.login,
+            schedulers=lambda transport: scheduler or self.scheduler or self.slurm, login=self.login,
         )
 
     def close(self):
@@ -90,6 +95,18 @@ def parts(tmp_path):
     made = Parts(tmp_path)
     yield made
     made.close()
+
+
+def _open(parts: Parts, error: type = DownUnfinished) -> str:
+    """`down` fails with one line, notes why, and leaves the run open; the line."""
+    with pytest.raises(error) as failed:
+        parts.down().down(RUN)
+    line = str(failed.value)
+    assert "\n" not in line and line.endswith(f"the run stays open: `runplz down {RUN}` tries again"), line
+    events = parts.store.events(RUN)
+    assert not any(isinstance(e, Ended) for e in events)
+    assert isinstance(events[-1], Note) and events[-1].text.endswith("; the run stays open"), events[-1]
+    return line
 
 
 def _ended(store: FakeRunStore) -> Ended:
@@ -191,9 +208,10 @@ def test_a_login_node_without_python3_keeps_the_outputs_and_says_so(parts):
     (parts.folder / "out" / "a.txt").write_text("a")
     parts.record("login1", job)
     parts.transports = lambda target: FakeTransport(name="login1")  # runs no program: python3 is exit 127
-    line = parts.down().down(RUN)
+    line = _open(parts)
     assert f"cancelled Slurm job {job} on login1; could not read its run folder {RUNS}/{RUN} on login1" in line, line
     assert not parts.outputs.exists()
+    assert parts.slurm.state(job).state == "CANCELLED"
 
 
 class Stuck:
@@ -213,9 +231,11 @@ def test_a_job_still_queued_after_the_wait_is_said_and_its_outputs_still_come(pa
     (parts.folder / "out" / "a.txt").write_text("a")
     parts.record("login1", "77")
     stuck = Stuck()
-    line = parts.down(stuck).down(RUN)
+    parts.scheduler = stuck
+    line = _open(parts)  # a job still in the queue may still write: the run stays open, `ps` keeps asking
     assert "cancelled Slurm job 77 on login1, but it was still RUNNING after 60s; brought 1 bytes" in line, line
     assert stuck.cancelled == ["77"] and 60 <= sum(parts.clock.sleeps) <= 61
+    assert (parts.outputs / "a.txt").read_text() == "a"
 
 
 def test_a_record_that_names_no_job_says_so(parts):
@@ -234,8 +254,137 @@ def test_an_unreachable_login_node_says_how_to_cancel_by_hand(tmp_path):
         return transport
 
     parts.transports = refused
-    line = parts.down().down(RUN)
+    line = _open(parts)
     assert "could not cancel Slurm job 55 on runplz@127.0.0.1:1: " in line and "(run `scancel 55` there)" in line
+    assert "could not cancel Slurm job 55" in parts.store.events(RUN)[-1].text
+
+
+def test_a_failed_down_is_not_forgotten_a_second_down_finishes_it(parts):
+    job = parts.submit()
+    (parts.folder / "out" / "a.txt").write_text("a")
+    parts.record("login1", job)
+    reach = parts.transports
+
+    def refused(target):
+        raise TransportError(f"ssh to {target.host} failed: Connection refused")
+
+    parts.transports = refused
+    assert "could not reach login1 to cancel Slurm job" in _open(parts)
+    assert parts.slurm.state(job).state == "RUNNING"
+    parts.transports = reach  # the login node is back
+    line = parts.down().down(RUN)
+    assert f"cancelled Slurm job {job} on login1; brought 1 bytes of outputs to {parts.outputs}" in line, line
+    assert _ended(parts.store).outcome == "interrupted" and (parts.outputs / "a.txt").read_text() == "a"
+
+
+class Refusing:
+    """A scheduler whose scancel fails."""
+
+    def cancel(self, job):
+        raise SchedulerError(f"scancel {job} failed: Access/permission denied")
+
+
+def test_a_scancel_that_fails_keeps_the_run_open_and_the_outputs_where_they_are(parts):
+    (parts.folder / "out" / "a.txt").write_text("a")
+    parts.record("login1", "88")
+    parts.scheduler = Refusing()
+    line = _open(parts)
+    assert "could not cancel Slurm job 88 on login1: scancel 88 failed: Access/permission denied (run `scancel 88` there)" in line
+    assert (parts.folder / "out" / "a.txt").exists() and not parts.outputs.exists()
+
+
+class Blind:
+    """A scheduler whose scancel works, then the connection breaks before squeue."""
+
+    def __init__(self):
+        self.cancelled = []
+
+    def cancel(self, job):
+        self.cancelled.append(job)
+
+    def state(self, job):
+        from runplz.domain.errors import ConnectionLost
+
+        raise ConnectionLost("the connection to login1 broke")
+
+
+def test_a_job_cancelled_but_not_seen_to_end_is_not_called_uncancelled_and_stays_open(parts):
+    (parts.folder / "out" / "a.txt").write_text("a")
+    parts.record("login1", "99")
+    parts.scheduler = blind = Blind()
+    line = _open(parts)
+    assert "cancelled Slurm job 99 on login1 (could not see it leave the queue: the connection to login1 broke); " in line
+    assert "could not cancel" not in line and blind.cancelled == ["99"]
+
+
+@pytest.mark.parametrize("array", [False, True])
+def test_outputs_this_machine_cannot_write_are_said_to_stay_on_the_cluster_after_a_real_cancel(parts, array):
+    job = parts.submit(*(["--array=0-1"] if array else []))
+    out = parts.folder / "tasks" / "1" / "out" if array else parts.folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "a.txt").write_text("a")
+    parts.outputs.parent.mkdir(parents=True)
+    parts.outputs.parent.rmdir()
+    parts.outputs.parent.write_text("a file where the outputs folder's parent should be")
+    parts.record("login1", job)
+
+    line = _open(parts)
+
+    assert f"cancelled Slurm job {job} on login1; 1 download failed, so those outputs stay in {RUNS}/{RUN} on login1 (" in line
+    assert "could not be written to" in line and "Not a directory" in line and "could not cancel" not in line, line
+    assert parts.slurm.state(job).state == "CANCELLED" and (out / "a.txt").read_text() == "a"
+    parts.outputs.parent.unlink()  # the person makes room; down again brings them
+    assert "brought 1 bytes of outputs" in parts.down().down(RUN)
+    assert _ended(parts.store).outcome == "interrupted"
+    assert (parts.outputs / "1" / "a.txt" if array else parts.outputs / "a.txt").read_text() == "a"
+
+
+def test_no_way_to_slurm_keeps_the_run_open(tmp_path):
+    parts = Parts(tmp_path)
+    parts.record("login1", "12")
+    down = RunDown(parts.store, parts.clock, RecordingConsole(), FakeContainerEngine(), FakeBrev(clock=parts.clock),
+                   FakeLedger())
+    with pytest.raises(DownUnfinished, match=r"could not reach Slurm to cancel job 12: run `scancel 12`"):
+        down.down(RUN)
+    assert not any(isinstance(e, Ended) for e in parts.store.events(RUN))
+
+
+class Container:
+    def __init__(self, down):
+        self.down = down
+
+    def run_down(self):
+        return self.down
+
+
+@pytest.mark.parametrize("target, fails, code, said", [
+    ("login1", TransportError("ssh to login1 failed: no route to host"), 1,
+     "could not reach login1 to cancel Slurm job 55: ssh to login1 failed: no route to host"),
+    ("login1", PermissionError(13, "Permission denied", "/home/me/.ssh/config"), 1,
+     "could not reach login1 to cancel Slurm job 55: [Errno 13] Permission denied"),
+    ("-oProxyCommand=x@h", None, 2, "its record's login node '-oProxyCommand=x@h' is not usable"),
+])
+def test_a_login_node_that_cannot_be_reached_or_named_is_one_line_from_the_cli(parts, target, fails, code, said):
+    from click.testing import CliRunner
+
+    from runplz.cli.main import cli
+
+    parts.record(target, "55")
+    if fails is not None:
+        def failing(target):
+            raise fails
+
+        parts.transports = failing
+    result = CliRunner().invoke(cli, ["down", RUN], obj=Container(parts.down()))
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"runplz: error: run {RUN}: its driver was gone; ") and said in lines[0], (
+        result.output)
+    assert "Traceback" not in result.output and parts.made == []
+    assert not any(isinstance(e, Ended) for e in parts.store.events(RUN))
+    if code == 2:
+        with pytest.raises(DownRefused):
+            parts.down().down(RUN)
 
 
 # ---------------------------------------------------------------- real parts: the throwaway cluster

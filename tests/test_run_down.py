@@ -69,10 +69,36 @@ def test_a_dead_ephemeral_brev_run_loses_its_box(parts):
     assert ("delete", box) in brev.calls and ledger.records() == ()
 
 
-def test_a_dead_ssh_run_without_a_way_to_the_box_says_so(parts):
+def test_a_dead_ssh_run_without_a_way_to_the_box_says_so_and_stays_open(parts):
+    from runplz.services.run_down import DownUnfinished
+
     store, brev, _, _, down = parts
     dead(store, "ssh", "gpu1")
-    assert "could not reach the box" in down.down("last")
+    with pytest.raises(DownUnfinished, match=r"could not reach the box \(no transport\); the run stays open"):
+        down.down("last")
+    assert not any(isinstance(e, Ended) for e in store.events(RUN))
+    assert store.events(RUN)[-1].text == "runplz down: its driver was gone; could not reach the box (no transport); the run stays open"
+
+
+def test_an_ssh_box_that_does_not_answer_leaves_the_run_open_for_another_down():
+    from runplz.services.run_down import DownUnfinished
+    from runplz.testing import FakeTransport
+
+    store, clock = FakeRunStore(), FakeClock()
+
+    def unreachable(target):
+        transport = FakeTransport(name=target.host)
+        transport.unreachable_until = float("inf")
+        return transport
+
+    down = RunDown(store, clock, RecordingConsole(), FakeContainerEngine(), FakeBrev(clock=clock), FakeLedger(),
+                   transports=unreachable, bundle_digest=lambda: "0" * 64)
+    dead(store, "ssh", "gpu1")
+    with pytest.raises(DownUnfinished, match="could not stop the job on gpu1: "):
+        down.down("last")
+    assert not any(isinstance(e, Ended) for e in store.events(RUN))
+    with pytest.raises(DownUnfinished):  # asked again, it tries again (not "already ended")
+        down.down("last")
 
 
 def test_a_dead_native_run_with_nothing_left_says_so(parts):
@@ -215,3 +241,45 @@ def test_a_stopped_named_box_is_not_reached_for(parts):
     assert "Brev box my-box was stopped already (on_finish='stop')" in line
     assert [call for call in brev.calls if call[0] == "stop"] == [("stop", "my-box")]  # the test's own, no second
     assert brev.boxes["my-box"].status == "STOPPED"
+
+
+def test_ssh_outputs_this_machine_cannot_write_are_not_called_a_failed_stop(tmp_path):
+    from runplz.adapters.local_transport import LocalTransport
+    from runplz.adapters.subprocess_runner import SubprocessRunner
+    from runplz.domain.remote_layout import run_dir
+    from runplz.services.run_down import DownUnfinished
+
+    home = tmp_path / "box"
+    out = home / run_dir(RUN) / "out"
+    out.mkdir(parents=True)
+    (out / "a.txt").write_text("a")
+    (tmp_path / "mine").write_text("a file where the outputs folder's parent should be")
+    store, clock = FakeRunStore(), FakeClock()
+    store.begin(Started(RUN, "ssh", "gpu1", "demo", "train", (), (), str(tmp_path / "mine" / "out"), 1.0))
+    store.kill(RUN)
+    down = RunDown(store, clock, RecordingConsole(), FakeContainerEngine(), FakeBrev(clock=clock), FakeLedger(),
+                   transports=lambda target: LocalTransport(SubprocessRunner(), str(home), name=target.host),
+                   bundle_digest=lambda: "0" * 64)
+    with pytest.raises(DownUnfinished, match=r"stopped its job on gpu1, but its outputs did not come home \(") as failed:
+        down.down("last")
+    assert f"they stay in {run_dir(RUN)}/out there; the run stays open" in str(failed.value)
+    assert (out / "a.txt").read_text() == "a" and not any(isinstance(e, Ended) for e in store.events(RUN))
+    (tmp_path / "mine").unlink()
+    assert "stopped its job on gpu1 and brought 1 bytes of outputs" in down.down("last")
+    assert store.events(RUN)[-1].outcome == "interrupted" and (tmp_path / "mine" / "out" / "a.txt").read_text() == "a"
+
+
+def test_a_container_that_could_not_be_removed_leaves_the_run_open():
+    from runplz.domain.errors import CommandError
+    from runplz.services.run_down import DownUnfinished
+
+    class Stuck(FakeContainerEngine):
+        def remove(self, name):
+            raise CommandError(f"docker rm -f {name} failed: Cannot connect to the Docker daemon")
+
+    store, clock = FakeRunStore(), FakeClock()
+    down = RunDown(store, clock, RecordingConsole(), Stuck(), FakeBrev(clock=clock), FakeLedger())
+    dead(store, "local", "docker")
+    with pytest.raises(DownUnfinished, match="removing container runplz-demo-train-.* failed: .*Docker daemon; the run stays open"):
+        down.down("last")
+    assert not any(isinstance(e, Ended) for e in store.events(RUN))

@@ -12,6 +12,12 @@ the queue, its outputs are brought home (`SlurmDown`); then the
 teardown the run was due: an ephemeral Brev box is deleted (and forgotten by
 the ledger), a named one gets the ``on_finish`` its record says ("stop",
 "delete" or "leave"), unless another live run is using it now.
+
+Only what is done ends the run: a container not removed, an ssh job not
+stopped, a Slurm job not seen to leave the queue, or outputs that did not
+come home leave it open (`DownUnfinished`, exit code 1; `DownRefused`, exit
+code 2, when its record names an unusable host), with a note that says what
+failed, so `runplz ps` keeps asking about it and `down` can be run again.
 """
 
 from __future__ import annotations
@@ -34,13 +40,21 @@ from ..ports.container_engine import ContainerEngine
 from ..ports.instances import Instances
 from ..ports.ledger import BoxLedger
 from ..ports.run_store import RunStore
-from .slurm_runs import SlurmDown
+from .slurm_runs import DownSaid, SlurmDown
 
 WAIT_SECONDS = 180.0  # for a live driver to finish its cleanup
 
 
 class DriverElsewhere(RunplzError):
     """The run's driver lives, but not where this runplz can signal it."""
+
+
+class DownUnfinished(RunplzError):
+    """`down` could not finish what a dead driver left (the run stays open; run it again)."""
+
+
+class DownRefused(UsageError):
+    """The run's record names something `down` cannot use (the run stays open)."""
 
 
 class RunDown:
@@ -80,7 +94,12 @@ class RunDown:
                 )
             self._console.info(f"asked the driver of run {run} to stop; waiting for its cleanup")
             return self._await(run, wait)
-        what = self._after_death(run, started, events)
+        said = self._after_death(run, started, events)
+        what = "its driver was gone; " + said.words
+        if not said.settled:
+            self._store.append(run, Note(f"runplz down: {what}; the run stays open", self._clock.now()))
+            line = f"run {run}: {what}; the run stays open: `runplz down {run}` tries again"
+            raise (DownRefused if said.bad_input else DownUnfinished)(line)
         self._store.append(run, Note(f"runplz down: {what}", self._clock.now()))
         self._store.append(run, Ended(None, "interrupted", self._clock.now()))
         return f"run {run}: {what}"
@@ -96,27 +115,32 @@ class RunDown:
             self._clock.sleep(0.5)
         return f"run {run}: its driver is still cleaning up after {wait:g}s; `runplz status {run}` shows when it is done"
 
-    def _after_death(self, run: str, started: Started, events: tuple[Event, ...]) -> str:
-        """Clean up after a driver that died; what was done, in words."""
+    def _after_death(self, run: str, started: Started, events: tuple[Event, ...]) -> DownSaid:
+        """Clean up after a driver that died; what was done, and whether the run may end."""
+        if started.backend == "slurm":
+            return self._stop_slurm(run, started, events)
+        if started.backend == "ssh":  # a job left running, or outputs not home: the run stays open
+            return self._remote(run, started)
         if started.backend == "local" and started.target == "docker":
             name = container_name(started.app, started.function, run)
             try:
                 self._engine.remove(name)
-            except CommandError as exc:
-                return f"its driver was gone; removing container {name} failed: {exc}"
-            return f"its driver was gone; removed its container {name} (if it was still there)"
+            except CommandError as exc:  # it may still run: the run stays open
+                return DownSaid(f"removing container {name} failed: {exc}", False)
+            return DownSaid(f"removed its container {name} (if it was still there)")
+        return DownSaid(self._elsewhere(run, started, events))
+
+    def _elsewhere(self, run: str, started: Started, events: tuple[Event, ...]) -> str:
+        """The other backends' cleanup, in words (the run ends after it, whatever it says:
+        a native job that outlives SIGKILL is named, a Brev box gets its teardown)."""
         if started.backend == "local" and started.target == "native":
-            return "its driver was gone; " + self._stop_native(run)
+            return self._stop_native(run)
         if started.backend == "brev":
-            return "its driver was gone; " + self._brev(run, started, events)
-        if started.backend == "ssh":
-            return "its driver was gone; " + self._stop_remote(run, started)
-        if started.backend == "slurm":
-            return "its driver was gone; " + self._stop_slurm(run, started, events)
+            return self._brev(run, started, events)
         if started.backend == "modal":
-            return "its driver was gone; Modal stops an app whose client has gone away"
+            return "Modal stops an app whose client has gone away"
         return (
-            f"its driver was gone; runplz cannot reach what it left on {started.backend} "
+            f"runplz cannot reach what it left on {started.backend} "
             f"({started.target}) yet: stop the job there by hand if it still runs"
         )
 
@@ -212,40 +236,53 @@ class RunDown:
         return None
 
     def _stop_remote(self, run: str, started: Started) -> str:
-        """Kill the run's own job on its box and bring its outputs home; what happened, in words."""
+        """`_remote`, in words (a Brev box's teardown follows it whatever it says)."""
+        return self._remote(run, started).words
+
+    def _remote(self, run: str, started: Started) -> DownSaid:
+        """Kill the run's own job on its box and bring its outputs home; what happened."""
         if self._transports is None or self._bundle_digest is None:
-            return "could not reach the box (no transport)"
+            return DownSaid("could not reach the box (no transport)", False)
         try:
             target = SshTarget(started.target) if started.backend == "brev" else parse_target(started.target)
         except UsageError as exc:
-            return f"could not reach {started.target}: {exc}"
-        transport = self._transports(target=target)
+            return DownSaid(f"could not reach {started.target}: {exc}", False, bad_input=True)
         folder = run_dir(run)
         boot = f"{bundle_dir(self._bundle_digest())}/{BOOT_SCRIPT}"
+        killed = False
         try:
+            transport = self._transports(target=target)
             transport.connect(wait=60)
             try:
                 transport.run(["python3", boot, "agent", "kill", folder], timeout=120)
+                killed = True
                 pulled = transport.pull(f"{folder}/{OUT}", started.outputs, move=True)
             finally:
                 transport.close()
         except (TransportError, CommandError, OSError) as exc:
-            return f"could not stop the job on {started.target}: {exc}"
-        return f"stopped its job on {started.target} and brought {pulled.received} bytes of outputs to {started.outputs}"
+            if killed:  # what arrived was moved home; the rest stays on the box
+                return DownSaid(f"stopped its job on {started.target}, but its outputs did not come home ({exc}); "
+                                f"they stay in {folder}/{OUT} there", False)
+            return DownSaid(f"could not stop the job on {started.target}: {exc}", False)
+        return DownSaid(f"stopped its job on {started.target} and brought {pulled.received} bytes of outputs to "
+                        f"{started.outputs}")
 
-    def _stop_slurm(self, run: str, started: Started, events: tuple[Event, ...]) -> str:
+    def _stop_slurm(self, run: str, started: Started, events: tuple[Event, ...]) -> DownSaid:
         """``scancel`` the run's Slurm job (its record notes the job id), wait for
         the queue, then bring its outputs home (`SlurmDown`)."""
         notes = tuple(e.text for e in events if isinstance(e, Note))
         job = noted_job(notes)
         if job is None:
-            return "its record names no Slurm job (it was never submitted)"
-        if self._schedulers is None or self._transports is None or self._login is None:
-            return f"could not reach Slurm to cancel job {job}: run `scancel {job}` on the login node"
+            return DownSaid("its record names no Slurm job (it was never submitted)")
         where = started.target
+        if self._schedulers is None or self._transports is None or self._login is None:
+            return DownSaid(f"could not reach Slurm to cancel job {job}: run `scancel {job}` on the login node", False)
         try:
             transport = self._login() if where == "local" else self._transports(target=parse_target(where))
+            scheduler = self._schedulers(transport=transport)
         except UsageError as exc:
-            return f"could not reach {where} to cancel Slurm job {job}: {exc} (run `scancel {job}` there)"
-        down = SlurmDown(transport, self._schedulers(transport=transport), self._clock)
-        return down.stop(run, started.outputs, notes, where)
+            return DownSaid(f"its record's login node {where!r} is not usable ({exc}), so Slurm job {job} was not "
+                            f"cancelled: run `scancel {job}` there", False, bad_input=True)
+        except (TransportError, CommandError, OSError) as exc:
+            return DownSaid(f"could not reach {where} to cancel Slurm job {job}: {exc} (run `scancel {job}` there)", False)
+        return SlurmDown(transport, scheduler, self._clock).stop(run, started.outputs, notes, where)

@@ -15,6 +15,7 @@ stays inside the folder).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..domain.errors import CommandError, TransportError
@@ -72,6 +73,19 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'s' if count != 1 else ''}"
 
 
+@dataclass(frozen=True)
+class DownSaid:
+    """What `runplz down` did after a dead driver, in words, and whether the run
+    may now be recorded as ended: ``settled`` only once its job is seen gone and
+    its outputs are home (or stay behind by design, as escaping links do). An
+    unsettled run stays open, so `runplz ps` keeps asking and `down` can be run
+    again; ``bad_input``: its record names something unusable (exit code 2)."""
+
+    words: str
+    settled: bool = True
+    bad_input: bool = False
+
+
 class SlurmDown:
     """`runplz down` of a Slurm run whose driver is gone, on its login node."""
 
@@ -81,78 +95,87 @@ class SlurmDown:
         self._clock = clock
         self._wait = wait
 
-    def stop(self, run: str, outputs: str, notes: Iterable[str], where: str) -> str:
-        """Cancel the run's job, wait for the queue, bring its outputs home; what happened, in words."""
+    def stop(self, run: str, outputs: str, notes: Iterable[str], where: str) -> DownSaid:
+        """Cancel the run's job, wait for the queue, bring its outputs home; what happened."""
         notes = tuple(notes)
         job = noted_job(notes)
         if job is None:
-            return "its record names no Slurm job (it was never submitted)"
+            return DownSaid("its record names no Slurm job (it was never submitted)")
+        folder = run_folder(run, notes)
+        said: list[tuple[str, bool]] = []
         try:
             self._transport.connect(wait=60)
             try:
-                said = [self._cancel(job, where)]
-                said.append(self._bring_home(run_folder(run, notes), outputs, where))
+                said.append(self._cancel(job, where))
+                said.append(self._bring_home(folder, outputs, where))
             finally:
                 self._transport.close()
         except (TransportError, CommandError, SchedulerError, OSError) as exc:
-            return f"could not cancel Slurm job {job} on {where}: {exc} (run `scancel {job}` there)"
-        return "; ".join(part for part in said if part)
+            if not said:
+                return DownSaid(f"could not cancel Slurm job {job} on {where}: {exc} (run `scancel {job}` there)", False)
+            said.append((f"then the connection failed: {exc}; its outputs may stay in {folder} on {where}", False))
+        return DownSaid("; ".join(words for words, _ in said if words), all(done for _, done in said))
 
-    def _cancel(self, job: str, where: str) -> str:
+    def _cancel(self, job: str, where: str) -> tuple[str, bool]:
+        """``scancel``, then the queue; the words, and whether the job was seen gone."""
         self._scheduler.cancel(job)
         deadline = self._clock.monotonic() + self._wait
         while True:
             try:
                 state = self._scheduler.state(job)
-            except SchedulerError as exc:  # cancelled, but sacct would not say how it went
-                return f"cancelled Slurm job {job} on {where} (could not see it leave the queue: {exc})"
+            except (SchedulerError, TransportError, CommandError) as exc:  # cancelled, but not seen to end
+                return f"cancelled Slurm job {job} on {where} (could not see it leave the queue: {exc})", False
             if state.ended or state.state == "UNKNOWN":  # UNKNOWN: neither squeue nor sacct lists it
-                return f"cancelled Slurm job {job} on {where}"
+                return f"cancelled Slurm job {job} on {where}", True
             if self._clock.monotonic() >= deadline:
-                return f"cancelled Slurm job {job} on {where}, but it was still {state.state} after {self._wait:g}s"
+                return f"cancelled Slurm job {job} on {where}, but it was still {state.state} after {self._wait:g}s", False
             self._clock.sleep(0.5)
 
-    def _bring_home(self, folder: str, outputs: str, where: str) -> str:
+    def _bring_home(self, folder: str, outputs: str, where: str) -> tuple[str, bool]:
+        """Move what the job left in ``folder`` to ``outputs``; the words, and
+        whether nothing stays on the cluster that runplz should still bring."""
         try:
             found = read_folders(self._transport, [folder]).get(folder)
-        except (TransportError, CommandError) as exc:
-            return f"could not read its run folder {folder}: {exc}; its outputs stay there"
+        except (TransportError, CommandError, OSError) as exc:
+            return f"could not read its run folder {folder}: {exc}; its outputs stay there", False
         if found is None:
-            return f"could not read its run folder {folder} on {where} (is python3 there?); its outputs stay there"
-        if not found.found:
-            return f"found no run folder {folder} on {where} (a SlurmConfig.workdir?): bring its outputs home by hand"
+            return f"could not read its run folder {folder} on {where} (is python3 there?); its outputs stay there", False
+        if not found.found:  # nothing runplz can find to bring: a second `down` would find no more
+            return f"found no run folder {folder} on {where} (a SlurmConfig.workdir?): bring its outputs home by hand", True
         if not outputs:
-            return "its record names no outputs folder; its outputs stay in its run folder"
+            return "its record names no outputs folder; its outputs stay in its run folder", True
         if found.tasks is None:
             if not found.outputs_left:
-                return "it left no outputs on the cluster"
+                return "it left no outputs on the cluster", True
             pulled = [self._pull(f"{folder}/{OUT}", outputs)]
-            return self._brought(pulled, outputs)
+            return self._brought(pulled, outputs, folder, where)
         if not found.left:
-            return f"no task of its {_plural(found.tasks, 'input')} left outputs on the cluster"
-        pulled = []
-        for index in found.left:
-            local = os.path.join(outputs, str(index))
-            os.makedirs(local, exist_ok=True)
-            pulled.append(self._pull(task_out(folder, index), local))
-        return self._brought(pulled, f"{outputs}/<index> for {_plural(len(found.left), 'task')}")
+            return f"no task of its {_plural(found.tasks, 'input')} left outputs on the cluster", True
+        pulled = [self._pull(task_out(folder, index), os.path.join(outputs, str(index))) for index in found.left]
+        return self._brought(pulled, f"{outputs}/<index> for {_plural(len(found.left), 'task')}", folder, where)
 
     def _pull(self, remote: str, local: str) -> Pulled | str:
+        """One folder home; what went wrong, in words, when it did not come."""
         try:
+            os.makedirs(local, exist_ok=True)
             return self._transport.pull(remote, local, move=True)
-        except (TransportError, OSError) as exc:
+        except TransportError as exc:
             return f"{remote}: {exc}"
+        except OSError as exc:  # this machine's side: the folder, a write, the disk
+            return f"{remote} could not be written to {local}: {exc.strerror or exc}"
 
     @staticmethod
-    def _brought(pulled: Sequence[Pulled | str], where: str) -> str:
+    def _brought(pulled: Sequence[Pulled | str], into: str, folder: str, where: str) -> tuple[str, bool]:
         got = [p for p in pulled if isinstance(p, Pulled)]
         failed = [p for p in pulled if isinstance(p, str)]
-        words = f"brought {sum(p.received for p in got)} bytes of outputs to {where}"
-        dropped = [item for p in got for item in p.dropped]
-        if dropped:
-            path, why = dropped[0]
-            words += f" (left {_plural(len(dropped), 'path')} on the cluster; {path}: {why})"
+        said = []
+        if got:
+            said.append(f"brought {sum(p.received for p in got)} bytes of outputs to {into}")
+            dropped = [item for p in got for item in p.dropped]
+            if dropped:  # by design: what would reach outside the outputs folder stays behind
+                path, why = dropped[0]
+                said[-1] += f" (left {_plural(len(dropped), 'path')} on the cluster; {path}: {why})"
         if failed:
-            words += f"; {_plural(len(failed), 'download')} failed ({failed[0]})"
-        return words
-
+            said.append(f"{_plural(len(failed), 'download')} failed, so those outputs stay in {folder} on {where} "
+                        f"({failed[0]})")
+        return "; ".join(said), not failed
