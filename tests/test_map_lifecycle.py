@@ -17,6 +17,7 @@ import pytest
 from runplz.adapters.subprocess_runner import SubprocessRunner
 from runplz.domain.errors import ItemCancelled
 from runplz.loader import load_app
+from runplz.services.map_live import MapStopped, stop_maps
 from runplz.testing import fake_container
 
 from .jobs import make_repo
@@ -123,7 +124,32 @@ def test_a_map_is_stopped_when_its_app_lets_the_backend_go(napper):
     napper.app._release()  # what the CLI does when the entrypoint returns
     assert _gone(pids, within=0.5) == []
     assert any("App 'lifecycle' is done: stopping nap.map's running inputs" in w for w in napper.console.warnings)
-    assert list(it) == []  # the generator is over
+    assert napper.console.infos[-1].startswith("nap.map: 1 done, 0 failed, 2 cancelled of 3")
+    with pytest.raises(MapStopped, match=r"^nap.map was stopped: App 'lifecycle' is done; 1 of 3 results were given$"):
+        next(it)  # the caller learns its results are short, and is not left with a quietly shorter list
+    assert list(it) == []  # then the generator is over
+
+
+def test_a_map_stopped_while_its_caller_waits_on_it_raises_to_that_caller(napper):
+    import threading
+
+    it, pids = _started(napper)
+    stopper = threading.Timer(0.5, stop_maps, args=(napper.app._backend,))
+    stopper.start()  # from another thread, while the caller is blocked in next()
+    try:
+        with pytest.raises(MapStopped, match=r"^nap.map was stopped; 1 of 3 results were given$") as raised:
+            next(it)
+    finally:
+        stopper.join()
+    assert isinstance(raised.value, RuntimeError)
+    assert _gone(pids, within=0.5) == []
+
+
+def test_a_map_the_caller_closes_ends_silently_even_after_a_stop(napper):
+    it, pids = _started(napper)
+    stop_maps(napper.app._backend)
+    it.close()  # the caller's own choice: no error
+    assert _gone(pids, within=0.5) == []
 
 
 EXITING = '''
@@ -162,6 +188,37 @@ def test_a_map_left_unfinished_when_the_program_ends_is_stopped_at_exit(tmp_path
     assert len(pids) == 3 and _gone(pids, within=0.5) == [], done.stderr  # gone when the driver exited
     assert "the program is ending with a map unfinished: stopping nap.map's running inputs" in done.stderr
     assert "nap.map: 1 done, 0 failed, 2 cancelled of 3" in done.stderr
+
+
+COLLECTED_ELSEWHERE = """
+import gc, threading
+gc.disable()  # so that only the collector on the fresh thread below frees the map
+cycle = [it]
+cycle.append(cycle)  # only the cycle collector can free the generator now
+del it, cycle
+collector = threading.Thread(target=gc.collect)  # a thread that never iterated the map
+collector.start()
+collector.join()
+print("collected", flush=True)
+"""
+
+
+def test_a_map_collected_on_another_thread_is_still_stopped_at_exit(tmp_path):
+    """The collector's thread only cancels (it may be one of the map's own); the
+    exit must still wait until the inputs are stopped, though the generator is gone."""
+    script = make_repo(tmp_path / "repo", NAP)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    driver = tmp_path / "driver.py"
+    driver.write_text(EXITING.format(
+        root=str(SRC), script=str(script), cache=str(tmp_path / "cache"), out=str(tmp_path / "out"),
+        marks=str(marks), ending=COLLECTED_ELSEWHERE,
+    ))
+    done = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, timeout=120)
+    assert "first 0" in done.stdout and "collected" in done.stdout, done.stderr
+    pids = _pids(marks, 3, within=1)
+    assert len(pids) == 3 and _gone(pids, within=0.5) == [], done.stderr  # gone when the driver exited
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 BREV_EXITING = '''

@@ -274,7 +274,8 @@ class App:
         """Let the bound backend finish what outlives single calls (a named
         Brev box's ``on_finish``). Runs when the entrypoint ends, on a rebind,
         and at interpreter exit; closing twice is harmless. A map still under way
-        on it is stopped first (its inputs cancelled and waited for)."""
+        on it is stopped first (its inputs cancelled and waited for); a caller
+        still iterating it gets a `MapStopped` (a RuntimeError) at its next ``next()``."""
         maps = sys.modules.get("runplz.services.map_live")  # loaded once a map was made
         if maps is not None and self._backend is not None:
             maps.stop_maps(self._backend, why=f"App {self.name!r} is done")

@@ -148,6 +148,12 @@ class RemoteError(RunplzError, RuntimeError):
         return RemoteError(self.remote_type, self.remote_message, self.remote_traceback, self.exit_code, index)
 
 
+class MapStopped(RunplzError, RuntimeError):
+    """A ``.map()`` was stopped from outside (its App done or rebound, a stop from
+    another thread) before giving all its results; raised at the caller's next
+    ``next()``."""
+
+
 class ItemCancelled(KeyboardInterrupt):
     """A ``.map()`` input stopped (or never started) because the map was cancelled:
     another input failed, the driver was interrupted, or the caller stopped

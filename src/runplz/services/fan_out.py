@@ -20,7 +20,7 @@ import attrs
 
 from ..domain.call import FunctionCall
 from ..domain.errors import ItemCancelled
-from .map_live import LiveMap, settle, track
+from .map_live import LiveMap, ended, settle, started, track
 from .map_shield import forget, interrupt_unless_shielded
 from ..domain.fan_out import Arrivals, MapOptions, Outcome, Tally, indexed, item_folder
 from ..ports.backend import Backend, Cancel, ItemSink, MapBackend, StoppableBackend
@@ -259,10 +259,8 @@ def fan_out(
     ending: see `map_live`) cancels the rest and waits until nothing of the
     map runs any more.
     """
-    live = LiveMap(backend, function, console)
-    generator = _fan_out(backend, calls, options, console, clock, function, live)
-    track(generator, live)
-    return generator
+    live = LiveMap(backend, function, console, total=len(calls))
+    return track(_fan_out(backend, calls, options, console, clock, function, live), live)
 
 
 def _fan_out(
@@ -279,14 +277,17 @@ def _fan_out(
             mapper.map(calls, options.concurrency, sink, cancel)
         except BaseException as exc:
             events.put(("crashed", -1, exc))
-        events.put(("over", -1, None))
+        finally:
+            events.put(("over", -1, None))
+            ended(live)
 
     tally = Tally(len(calls))
     arrivals = Arrivals(len(calls), options.order_outputs)
-    started = clock.monotonic()
+    began = clock.monotonic()
     driver = threading.Thread(target=drive, name="runplz-map", daemon=True)
     live.cancel, live.driver = cancel, driver
     live.waiters.add(threading.get_ident())
+    started(live)  # held until the driver ends, even if this generator is collected first
     driver.start()
     try:
         while True:
@@ -314,11 +315,17 @@ def _fan_out(
             console.progress(tally.line())
     finally:
         cancel.set()
-        if live.may_wait():  # not a finalizer on a foreign thread (a map's own, say): see `map_live`
-            settle(driver, console)
+
+        def finish() -> None:
             _wind_down(events, tally)
             console.progress("")
-            console.info(tally.summary(function, clock.monotonic() - started))
+            console.info(tally.summary(function, clock.monotonic() - began))
+
+        if live.may_wait():  # not a finalizer on a foreign thread (a map's own, say): see `map_live`
+            settle(driver, console)
+            finish()
+        else:  # `stop_maps` (at exit, say) waits for the driver and ends it so
+            live.unfinished = finish
 
 
 def _wind_down(events: "queue.Queue[tuple[str, int, Any]]", tally: Tally) -> None:
