@@ -416,11 +416,8 @@ LOGIN = "runplz-slurm"
 
 
 @pytest.fixture
-def cluster(slurm_cluster, slurm_login):
-    yield slurm_cluster
-    leftover = slurm_cluster.queue()
-    if leftover:
-        slurm_cluster.run("scancel", *leftover)
+def cluster(slurm_queue_emptied):
+    return slurm_queue_emptied
 
 
 def _detached_then_killed(runplz, cluster, *args: str) -> str:

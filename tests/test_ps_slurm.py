@@ -315,11 +315,8 @@ LOGIN = "runplz-slurm"
 
 
 @pytest.fixture
-def real_cluster(slurm_cluster, slurm_login):
-    yield slurm_cluster
-    leftover = slurm_cluster.queue()
-    if leftover:
-        slurm_cluster.run("scancel", *leftover)
+def real_cluster(slurm_queue_emptied):
+    return slurm_queue_emptied
 
 
 @pytest.mark.real

@@ -79,11 +79,8 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture
-def cluster(slurm_cluster, slurm_login):
-    yield slurm_cluster
-    leftover = slurm_cluster.queue()
-    if leftover:
-        slurm_cluster.run("scancel", *leftover)
+def cluster(slurm_queue_emptied):
+    return slurm_queue_emptied
 
 
 @pytest.fixture

@@ -193,3 +193,13 @@ def slurm_login(_slurm_login_session) -> LoginNode:
     if login is None:
         unavailable(reason)
     return login
+
+
+@pytest.fixture
+def slurm_queue_emptied(slurm_cluster, slurm_login) -> _cluster.Cluster:
+    """The cluster with its login node; whatever the test left in the queue is
+    cancelled after it."""
+    yield slurm_cluster
+    leftover = slurm_cluster.queue()
+    if leftover:
+        slurm_cluster.run("scancel", *leftover)

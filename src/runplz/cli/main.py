@@ -119,6 +119,7 @@ class RunplzGroup(click.Group):
         _install_signal_handlers()
         _install_warning_renderer()
         _invocation[:] = list(sys.argv[1:] if args is None else args)
+        _active_log.clear()  # a command without a run of its own (ps, down...) names no earlier run's log
         try:
             returned = super().main(args, prog_name or "runplz", complete_var, standalone_mode=False, **extra)
             code = returned if isinstance(returned, int) else 0
