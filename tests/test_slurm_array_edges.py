@@ -493,11 +493,13 @@ def in_background(work):
 
 
 @pytest.mark.real
-def test_real_cluster_cancel_between_two_polls_keeps_what_ended(tmp_path, slurm_cluster, slurm_login, slurm_cache):
+def test_real_cluster_cancel_between_two_polls_keeps_what_ended(tmp_path, slurm_queue_emptied, slurm_login, slurm_cache):
     """No poll after the first (600 s apart); %1. Input 0 runs 5 s (the first poll sees
     it wait or run) and returns, input 1 fails at once, input 2 starts and blocks,
     input 3 waits; then Ctrl-C, before any later poll saw any of it, however long
-    Slurm takes to go from one task to the next."""
+    Slurm takes to go from one task to the next. The queue starts empty: a job an
+    earlier test left would hold the node's CPUs."""
+    slurm_cluster = slurm_queue_emptied
     import _thread
 
     bound = real_bound(tmp_path, slurm_cache, 600.0)
@@ -527,7 +529,8 @@ def test_real_cluster_cancel_between_two_polls_keeps_what_ended(tmp_path, slurm_
 
 
 @pytest.mark.real
-def test_real_cluster_a_requeued_task_is_followed_to_its_real_end(tmp_path, slurm_cluster, slurm_login, slurm_cache):
+def test_real_cluster_a_requeued_task_is_followed_to_its_real_end(tmp_path, slurm_queue_emptied, slurm_login, slurm_cache):
+    slurm_cluster = slurm_queue_emptied
     bound = real_bound(tmp_path, slurm_cache, 1.0)
     marker = os.path.join(slurm_cluster.shared, f"edges-{os.getpid()}-{time.monotonic_ns()}")
 

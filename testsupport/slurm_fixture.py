@@ -197,9 +197,21 @@ def slurm_login(_slurm_login_session) -> LoginNode:
 
 @pytest.fixture
 def slurm_queue_emptied(slurm_cluster, slurm_login) -> _cluster.Cluster:
-    """The cluster with its login node; whatever the test left in the queue is
-    cancelled after it."""
+    """The cluster with its login node and an empty queue (what an earlier test
+    left is cancelled first, so nothing of it holds the node's CPUs); whatever
+    the test leaves is cancelled after it."""
+    _empty(slurm_cluster)
     yield slurm_cluster
     leftover = slurm_cluster.queue()
     if leftover:
         slurm_cluster.run("scancel", *leftover)
+
+
+def _empty(cluster: _cluster.Cluster, wait: float = 60) -> None:
+    leftover = cluster.queue()
+    if not leftover:
+        return
+    cluster.run("scancel", *leftover)
+    deadline = time.monotonic() + wait
+    while cluster.queue() and time.monotonic() < deadline:
+        time.sleep(0.2)
