@@ -12,6 +12,7 @@ tests marked ``real`` run the same against the real single-node cluster.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -512,8 +513,14 @@ def test_real_cluster_cancel_between_two_polls_keeps_what_ended(tmp_path, slurm_
 
     join = in_background(interrupt)
     began = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        _map_each(bound.module.work, inputs, concurrency=1)
+    # Ctrl-C is simulated with interrupt_main, which needs Python's own SIGINT handler
+    # (an earlier test in this process may have left another one in place).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _map_each(bound.module.work, inputs, concurrency=1)
+    finally:
+        signal.signal(signal.SIGINT, before)
     join()
     assert time.monotonic() - began < 600
     array = real_array(bound)
