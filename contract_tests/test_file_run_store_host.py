@@ -129,6 +129,12 @@ def test_a_pid_that_changed_hands_after_the_look_is_never_signalled(pidfds):
         stranger.wait()
 
 
+def _ignores_sigterm(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as handle:
+        mask = next(line.split()[1] for line in handle if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def test_processes_that_survive_sigkill_are_reported_not_counted_as_stopped(folder, monkeypatch):
     """A process stuck in the kernel outlives SIGKILL; simulated by a process
     that ignores SIGTERM and whose SIGKILL is dropped."""
@@ -138,6 +144,9 @@ def test_processes_that_survive_sigkill_are_reported_not_counted_as_stopped(fold
     stuck = _marked(mark, RUN_A, sys.executable, "-c",
                     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)")
     gentle = _marked(mark, RUN_A)
+    deadline = time.monotonic() + 10  # until the stuck one ignores SIGTERM (its Python has started)
+    while not _ignores_sigterm(stuck.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     send = marked_processes._Process.send
 
     def dropping(self, sig):
